@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * pyinterp: finding the CPython interpreter in a process, its version, its
+ * layout and _PyRuntime, and reading Python objects out of its memory.
+ *
+ * Nothing here runs code in the target.  The version is read from the
+ * running interpreter (Py_Version, _Py_DebugOffsets, the version string
+ * Py_GetVersion() fills in); a file name is only a hint, accepted after the
+ * structures it implies are found consistent in memory.
+ *
+ * Everything read from the target is untrusted: lengths are capped, types
+ * are checked against the interpreter's own type objects, and a failed
+ * check is an error ("cannot read ..."), never a crash.
+ */
+#ifndef PYLEAKDB_PYINTERP_H
+#define PYLEAKDB_PYINTERP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "maps.h"
+#include "pyoffsets.h"
+#include "task.h"
+#include "util.h"
+
+/* The oldest and newest versions pyleakdb knows; others are refused by name. */
+#define PY_MIN_MAJOR 3
+#define PY_MIN_MINOR 6
+#define PY_MAX_MINOR 13
+
+struct pyinterp {
+	struct task *task;
+	struct maps maps;
+	struct modules mods;
+	struct module *pymod; /* libpython, or the executable when linked statically */
+	char exe[4096];
+	int major, minor, micro;
+	uint32_t hexversion; /* PY_VERSION_HEX when known, else major/minor only */
+	char version_str[128]; /* "3.11.2 (main, ...)" when the interpreter's own string was found */
+	const char *version_how;
+	uint64_t runtime; /* &_PyRuntime, 0 before 3.7 */
+	const char *runtime_how;
+	uint64_t interp_head_addr; /* where the pointer to the first interpreter lives */
+	struct py_layout L;
+	int layout_from_debug_offsets;
+	/* the interpreter's own type objects, to check what we read */
+	uint64_t type_code, type_str, type_bytes, type_tuple, type_dict, type_long, type_frame;
+	/* _PyEval_EvalFrameDefault (and its .cold part): native frames we replace */
+	struct {
+		uint64_t lo, hi;
+	} eval[4];
+	int neval;
+	/* 3.6 keeps the GIL in file-local variables */
+	uint64_t gil_locked_addr, gil_holder_addr;
+};
+
+/*
+ * Before attaching: is pid a CPython process at all?  Reads /proc only.
+ * Returns 0 when it looks like one (or when we cannot tell without
+ * attaching), -1 with an error naming what it is otherwise.
+ */
+int pyinterp_precheck(pid_t pid);
+
+/* After attaching (target stopped): find everything.  -1 with an error. */
+int pyinterp_open(struct pyinterp *pi, struct task *t);
+void pyinterp_release(struct pyinterp *pi);
+/* Re-read the maps after the target ran (libraries loaded, for instance). */
+int pyinterp_refresh_maps(struct pyinterp *pi);
+
+/* The first interpreter (PyInterpreterState *), 0 when none (not initialised yet). */
+int py_first_interp(struct pyinterp *pi, uint64_t *interp);
+/* Is the address inside _PyEval_EvalFrameDefault? */
+int py_is_eval_frame(const struct pyinterp *pi, uint64_t pc);
+
+/* ----- objects ----- */
+
+int py_read_ptr(struct pyinterp *pi, uint64_t addr, uint64_t *out);
+int py_obj_type(struct pyinterp *pi, uint64_t obj, uint64_t *type);
+/* tp_name of a type object, raw bytes (escape before printing). */
+int py_type_name(struct pyinterp *pi, uint64_t type, struct strbuf *out);
+/* A str object as UTF-8, at most max_chars characters (longer ones end in "..."). */
+int py_str(struct pyinterp *pi, uint64_t obj, size_t max_chars, struct strbuf *out);
+/* A bytes object's contents, at most max bytes; -1 when longer or not bytes. */
+int py_bytes(struct pyinterp *pi, uint64_t obj, size_t max, struct strbuf *out);
+/* A small int; -1 when not an int or it does not fit. */
+int py_long(struct pyinterp *pi, uint64_t obj, int64_t *out);
+/* dict[key] for a str key, in a dict with a combined table; 0 found, 1 absent, -1 error. */
+int py_dict_get_str(struct pyinterp *pi, uint64_t dict, const char *key, uint64_t *value);
+
+#endif
