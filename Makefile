@@ -88,13 +88,13 @@ $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(B)/agent-blob.o $(B)/.flags
 		-o $@ $< $(LIB_OBJS) $(B)/agent-blob.o $(LIBS) $(shell pkg-config --libs $(TEST_PKGS))
 
 check: deps pyleakdb $(UNIT_BINS)
-	@$(PYTHON) tests/run-tests --unit-dir $(B)/tests
+	@$(PYTHON) tests/run-tests --unit-dir $(B)/tests -- $(PYTEST_ARGS)
 
 check-unit: deps pyleakdb $(UNIT_BINS)
 	@$(PYTHON) tests/run-tests --unit-dir $(B)/tests --unit-only
 
 check-e2e: deps pyleakdb
-	@$(PYTHON) tests/run-tests --e2e-only
+	@$(PYTHON) tests/run-tests --e2e-only -- $(PYTEST_ARGS)
 
 demo: deps pyleakdb
 	@$(PYTHON) examples/demo

@@ -56,6 +56,7 @@ struct task_thread {
 	int regs_valid;
 	arch_regs regs;
 	int is_new; /* created after attach: its first stop is still to come */
+	int deferred_sig; /* a signal held back while we used the thread; delivered after */
 	/* saved before an injection changes them; restored on any exit path */
 	int guarded;
 	arch_regs guard_regs;
@@ -76,8 +77,12 @@ struct task_patch {
 struct task {
 	pid_t pid;
 	int is_child; /* started by `run`: we reap it, and kill it on quit */
-	struct task_thread *thr;
+	/* live threads; each struct stays where it is while it lives, so pointers to it hold
+	 * across waits.  Threads that ended wait in the graveyard until the next resume_all. */
+	struct task_thread **thr;
 	size_t nthr, cap;
+	struct task_thread **graveyard;
+	size_t ngrave, cap_grave;
 	unsigned long generation; /* bumped on every resume: caches key on it */
 	int job_stopped; /* group-stop in effect (state T) */
 	int job_stopped_at_attach;
@@ -129,6 +134,8 @@ void task_release(struct task *t);
 int task_stop_all(struct task *t);
 /* Let every stopped thread run, delivering held signals. */
 int task_resume_all(struct task *t);
+/* The same for every thread but one (it stays as it is). */
+int task_resume_others(struct task *t, struct task_thread *except);
 int task_all_stopped(const struct task *t);
 size_t task_live_threads(const struct task *t);
 

@@ -27,7 +27,7 @@ static struct task_thread *default_thread(struct session *s)
 {
 	struct task_thread *thr = task_main_thread(&s->task);
 
-	return thr ? thr : (s->task.nthr ? &s->task.thr[0] : NULL);
+	return thr ? thr : (s->task.nthr ? s->task.thr[0] : NULL);
 }
 
 /* "0x7f00", "4096", "$pc", "$sp", "SYMBOL", "SYMBOL+0x10" to an address. */

@@ -99,12 +99,12 @@ static int snapshot(struct session *s, struct threads_snapshot *snap)
 	for (size_t i = 0; i < t->nthr; i++) {
 		struct thread_view *tv = &snap->v[snap->n];
 
-		if (t->thr[i].state == THR_GONE)
+		if (t->thr[i]->state == THR_GONE)
 			continue;
-		tv->thr = &t->thr[i];
-		read_comm(t->pid, t->thr[i].tid, tv->comm, sizeof(tv->comm));
+		tv->thr = t->thr[i];
+		read_comm(t->pid, t->thr[i]->tid, tv->comm, sizeof(tv->comm));
 		for (size_t j = 0; j < snap->npy; j++)
-			if (snap->py[j].tid == t->thr[i].tid)
+			if (snap->py[j].tid == t->thr[i]->tid)
 				tv->py = &snap->py[j];
 		snap->n++;
 	}
@@ -277,7 +277,7 @@ static int pick_threads(struct cmd_ctx *ctx, int argc, char **argv, struct threa
 	if (!*tid)
 		*tid = ctx->s->task.pid;
 	if (!task_thread_by_tid(&ctx->s->task, *tid) && ctx->s->task.nthr)
-		*tid = ctx->s->task.thr[0].tid;
+		*tid = ctx->s->task.thr[0]->tid;
 	return 0;
 }
 

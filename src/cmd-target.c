@@ -140,11 +140,11 @@ static void report_stop(struct cmd_ctx *ctx, const struct task_event *ev, json_t
 	}
 	/* the threads that were doing something: running, or holding the GIL */
 	for (size_t i = 0; i < s->task.nthr; i++) {
-		json_t *w = cmd_thread_where(s, s->task.thr[i].tid);
+		json_t *w = cmd_thread_where(s, s->task.thr[i]->tid);
 
 		if (!w)
 			continue;
-		if (s->task.thr[i].tid == s->task.pid ||
+		if (s->task.thr[i]->tid == s->task.pid ||
 		    json_is_true(json_object_get(w, "holds_gil")))
 			json_array_append_new(threads, w);
 		else
@@ -217,6 +217,11 @@ static int cmd_quit(struct cmd_ctx *ctx, int argc, char **argv)
 	ctx->quit = 1;
 	if (!ctx->s->attached)
 		return 0;
+	if (ctx->s->task.gone) {
+		/* it already ended, and was reported then: just forget it */
+		session_kill(ctx->s);
+		return 0;
+	}
 	if (ctx->s->task.is_child) {
 		json_object_set_new(out_result(), "killed", json_integer(ctx->s->task.pid));
 		return session_kill(ctx->s);

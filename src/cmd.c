@@ -321,7 +321,7 @@ void cmd_complete_tids(struct cmd_ctx *ctx, const char *prefix,
 	if (!ctx->s->attached)
 		return;
 	for (size_t i = 0; i < ctx->s->task.nthr; i++) {
-		snprintf(buf, sizeof(buf), "%d", ctx->s->task.thr[i].tid);
+		snprintf(buf, sizeof(buf), "%d", ctx->s->task.thr[i]->tid);
 		if (!strncmp(buf, prefix, strlen(prefix)))
 			offer(buf, arg);
 	}

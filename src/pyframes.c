@@ -389,7 +389,7 @@ int py_threads(struct pyinterp *pi, struct pythread **out, size_t *n)
 		if (v[i].tid)
 			continue;
 		for (size_t j = 0; j < pi->task->nthr; j++) {
-			struct task_thread *thr = &pi->task->thr[j];
+			struct task_thread *thr = pi->task->thr[j];
 			arch_regs regs;
 
 			if (thr->state != THR_STOPPED)

@@ -66,7 +66,7 @@ static void emergency_restore(struct task *t)
 		return;
 	/* every thread must be in a ptrace-stop before registers or detach */
 	for (i = 0; i < t->nthr; i++) {
-		struct task_thread *thr = &t->thr[i];
+		struct task_thread *thr = t->thr[i];
 		int status;
 
 		if (thr->state != THR_RUNNING && !thr->listening)
@@ -101,7 +101,7 @@ static void emergency_restore(struct task *t)
 			p->active = 0;
 	}
 	for (i = 0; i < t->nthr; i++) {
-		struct task_thread *thr = &t->thr[i];
+		struct task_thread *thr = t->thr[i];
 
 		if (thr->state != THR_STOPPED)
 			continue;
@@ -115,7 +115,8 @@ static void emergency_restore(struct task *t)
 			thr->guarded = 0;
 		}
 		pt(PTRACE_DETACH, thr->tid, 0,
-		   (void *)(long)(thr->stop == STOP_SIGNAL ? thr->sig : 0));
+		   (void *)(long)(thr->stop == STOP_SIGNAL && thr->sig ? thr->sig
+								 : thr->deferred_sig));
 		thr->state = THR_GONE;
 	}
 	t->gone = 1;
@@ -206,8 +207,8 @@ static struct task_thread *add_thread(struct task *t, pid_t tid)
 		t->cap = t->cap ? t->cap * 2 : 16;
 		t->thr = xrealloc(t->thr, t->cap * sizeof(*t->thr));
 	}
-	thr = &t->thr[t->nthr++];
-	memset(thr, 0, sizeof(*thr));
+	thr = xcalloc(1, sizeof(*thr));
+	t->thr[t->nthr++] = thr;
 	thr->tid = tid;
 	thr->state = THR_RUNNING;
 	return thr;
@@ -216,8 +217,8 @@ static struct task_thread *add_thread(struct task *t, pid_t tid)
 struct task_thread *task_thread_by_tid(struct task *t, pid_t tid)
 {
 	for (size_t i = 0; i < t->nthr; i++)
-		if (t->thr[i].tid == tid && t->thr[i].state != THR_GONE)
-			return &t->thr[i];
+		if (t->thr[i]->tid == tid && t->thr[i]->state != THR_GONE)
+			return t->thr[i];
 	return NULL;
 }
 
@@ -231,33 +232,50 @@ size_t task_live_threads(const struct task *t)
 	size_t n = 0;
 
 	for (size_t i = 0; i < t->nthr; i++)
-		n += t->thr[i].state != THR_GONE;
+		n += t->thr[i]->state != THR_GONE;
 	return n;
 }
 
 int task_all_stopped(const struct task *t)
 {
 	for (size_t i = 0; i < t->nthr; i++)
-		if (t->thr[i].state == THR_RUNNING || t->thr[i].listening)
+		if (t->thr[i]->state == THR_RUNNING || t->thr[i]->listening)
 			return 0;
 	return 1;
 }
 
-/* Drop threads that are gone so the list stays short on thread-heavy targets. */
+static void free_thread(struct task_thread *thr)
+{
+	free(thr->guard_xstate);
+	free(thr);
+}
+
+/* Move threads that are gone to the graveyard, so the list stays short on thread-heavy
+ * targets while pointers callers hold stay valid until the next resume_all. */
 static void compact_threads(struct task *t)
 {
 	size_t j = 0;
 
 	for (size_t i = 0; i < t->nthr; i++) {
-		if (t->thr[i].state == THR_GONE) {
-			free(t->thr[i].guard_xstate);
+		if (t->thr[i]->state == THR_GONE) {
+			if (t->ngrave == t->cap_grave) {
+				t->cap_grave = t->cap_grave ? t->cap_grave * 2 : 16;
+				t->graveyard = xrealloc(t->graveyard,
+							t->cap_grave * sizeof(*t->graveyard));
+			}
+			t->graveyard[t->ngrave++] = t->thr[i];
 			continue;
 		}
-		if (i != j)
-			t->thr[j] = t->thr[i];
-		j++;
+		t->thr[j++] = t->thr[i];
 	}
 	t->nthr = j;
+}
+
+static void empty_graveyard(struct task *t)
+{
+	for (size_t i = 0; i < t->ngrave; i++)
+		free_thread(t->graveyard[i]);
+	t->ngrave = 0;
 }
 
 /* The kernel's one-letter scheduler state of a thread: R, S, D, T, t, Z... */
@@ -339,8 +357,8 @@ static void handle_status(struct task *t, struct task_thread *thr, int status)
 		t->exec_seen = 1;
 		/* the exec'ing thread now has the leader's TID; the others are gone */
 		for (size_t i = 0; i < t->nthr; i++)
-			if (&t->thr[i] != thr && t->thr[i].tid != t->pid)
-				t->thr[i].state = THR_GONE;
+			if (t->thr[i] != thr && t->thr[i]->tid != t->pid)
+				t->thr[i]->state = THR_GONE;
 		thr->tid = t->pid;
 		break;
 	case PTRACE_EVENT_EXIT:
@@ -373,22 +391,22 @@ static int reap(struct task *t)
 		int status;
 		pid_t r;
 
-		if (t->thr[i].state == THR_GONE)
+		if (t->thr[i]->state == THR_GONE)
 			continue;
-		if (t->thr[i].state == THR_STOPPED && !t->thr[i].listening)
+		if (t->thr[i]->state == THR_STOPPED && !t->thr[i]->listening)
 			continue;
-		r = waitpid(t->thr[i].tid, &status, __WALL | WNOHANG);
+		r = waitpid(t->thr[i]->tid, &status, __WALL | WNOHANG);
 		if (r == 0)
 			continue;
 		if (r < 0) {
 			if (errno == ECHILD) {
 				/* not ours any more: the thread is gone */
-				t->thr[i].state = THR_GONE;
+				t->thr[i]->state = THR_GONE;
 				check_all_gone(t);
 			}
 			continue;
 		}
-		handle_status(t, &t->thr[i], status);
+		handle_status(t, t->thr[i], status);
 		handled++;
 	}
 	return handled;
@@ -707,7 +725,7 @@ int task_detach(struct task *t)
 		if (t->patches[i].active)
 			task_unpatch(t, t->patches[i].addr);
 	for (size_t i = 0; i < t->nthr; i++) {
-		struct task_thread *thr = &t->thr[i];
+		struct task_thread *thr = t->thr[i];
 		long sig;
 
 		if (thr->state != THR_STOPPED)
@@ -715,6 +733,8 @@ int task_detach(struct task *t)
 		if (thr->guarded)
 			task_unguard(t, thr);
 		sig = thr->stop == STOP_SIGNAL ? thr->sig : 0;
+		if (!sig)
+			sig = thr->deferred_sig;
 		if (pt(PTRACE_DETACH, thr->tid, 0, (void *)sig) < 0 && errno != ESRCH)
 			ret = error("cannot detach from thread %d: %s", thr->tid, strerror(errno));
 		thr->state = THR_GONE;
@@ -750,8 +770,10 @@ int task_kill(struct task *t)
 void task_release(struct task *t)
 {
 	for (size_t i = 0; i < t->nthr; i++)
-		free(t->thr[i].guard_xstate);
+		free_thread(t->thr[i]);
 	free(t->thr);
+	empty_graveyard(t);
+	free(t->graveyard);
 	free(t->patches);
 	if (t->memfd >= 0)
 		close(t->memfd);
@@ -783,7 +805,7 @@ int task_stop_all(struct task *t)
 		size_t i;
 
 		for (i = 0; i < t->nthr; i++) {
-			struct task_thread *thr = &t->thr[i];
+			struct task_thread *thr = t->thr[i];
 
 			if (thr->state != THR_RUNNING && !thr->listening)
 				continue;
@@ -807,11 +829,11 @@ int task_stop_all(struct task *t)
 			break;
 		if (!task_all_stopped(t)) {
 			for (i = 0; i < t->nthr; i++)
-				if (t->thr[i].state == THR_RUNNING)
+				if (t->thr[i]->state == THR_RUNNING)
 					return error("thread %d of process %d did not stop within %d s "
 						     "(state %c); try again",
-						     t->thr[i].tid, t->pid, STOP_TIMEOUT_US / 1000000,
-						     read_sched_state(t->pid, t->thr[i].tid));
+						     t->thr[i]->tid, t->pid, STOP_TIMEOUT_US / 1000000,
+						     read_sched_state(t->pid, t->thr[i]->tid));
 		}
 		/* a thread cloned just before its parent stopped may have escaped the event */
 		if (rescanned++ || seize_new_threads(t) <= 0)
@@ -849,7 +871,7 @@ static int resume_one(struct task *t, struct task_thread *thr, int sig)
 	return 0;
 }
 
-int task_resume_all(struct task *t)
+static int resume_except(struct task *t, struct task_thread *except)
 {
 	int ret = 0;
 
@@ -857,14 +879,31 @@ int task_resume_all(struct task *t)
 		return error("the target is gone");
 	t->generation++;
 	for (size_t i = 0; i < t->nthr; i++) {
-		struct task_thread *thr = &t->thr[i];
+		struct task_thread *thr = t->thr[i];
+		int sig;
 
-		if (thr->state != THR_STOPPED)
+		if (thr->state != THR_STOPPED || thr == except)
 			continue;
-		if (resume_one(t, thr, thr->stop == STOP_SIGNAL ? thr->sig : 0) < 0)
+		sig = thr->stop == STOP_SIGNAL ? thr->sig : 0;
+		if (!sig && thr->deferred_sig)
+			sig = thr->deferred_sig;
+		thr->deferred_sig = 0;
+		if (resume_one(t, thr, sig) < 0)
 			ret = -1;
 	}
 	return ret;
+}
+
+int task_resume_all(struct task *t)
+{
+	/* nobody holds a thread pointer across a whole resume: the dead can go now */
+	empty_graveyard(t);
+	return resume_except(t, NULL);
+}
+
+int task_resume_others(struct task *t, struct task_thread *except)
+{
+	return resume_except(t, except);
 }
 
 int task_resume_thread(struct task *t, struct task_thread *thr, int sig)
@@ -953,7 +992,7 @@ int task_wait(struct task *t, const sigset_t *catch, int64_t timeout_us, struct 
 			return 0;
 		}
 		for (size_t i = 0; i < t->nthr; i++) {
-			struct task_thread *thr = &t->thr[i];
+			struct task_thread *thr = t->thr[i];
 
 			if (thr->state != THR_STOPPED || thr->listening)
 				continue;
