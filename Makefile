@@ -20,8 +20,8 @@ PKGS      := libunwind-ptrace capstone readline jansson libelf
 TEST_PKGS := cmocka
 
 SANITIZE ?=
-VARIANT  := $(if $(SANITIZE),san-$(subst $(comma),-,$(SANITIZE)),default)
 comma    := ,
+VARIANT  := $(if $(SANITIZE),san-$(subst $(comma),-,$(SANITIZE)),default)
 B        := build/$(VARIANT)
 
 CFLAGS   ?= -O2 -g

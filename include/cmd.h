@@ -76,6 +76,7 @@ void cmd_complete(struct cmd_ctx *ctx, const char *line, const char *prefix,
 extern const struct cmd cmd_target_cmds[];
 extern const struct cmd cmd_stack_cmds[];
 extern const struct cmd cmd_mem_cmds[];
+extern const struct cmd cmd_heap_cmds[];
 extern const struct cmd cmd_info_cmds[]; /* the words after "info" */
 extern const struct cmd cmd_misc_cmds[]; /* help, and the like */
 

@@ -44,7 +44,7 @@ struct module {
 	int symtab_tried;
 	struct symtab *symtab; /* NULL until loaded, or when unreadable */
 	unsigned long inode;
-	uint64_t first_map_start, first_map_offset;
+	uint64_t first_map_start, first_map_end, first_map_offset;
 };
 
 struct modules {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "agent.h"
 #include "pyinterp.h"
 #include "task.h"
 #include "unwind.h"
@@ -18,6 +19,7 @@ struct session {
 	struct task task;
 	struct pyinterp pi;
 	struct unwinder *unw;
+	struct agent agent; /* valid while python_ok */
 	int attached;
 	int python_ok;
 	unsigned long maps_generation; /* task generation the maps were read at */
@@ -37,6 +39,9 @@ void session_release(struct session *s);
 /* Is there a live, stopped target with a readable interpreter?  Errors say what to do. */
 int session_require_target(struct session *s);
 int session_require_python(struct session *s);
+/* The agent, ready to be called (installed on first use). */
+int session_agent(struct session *s, struct agent **out);
+
 /* Make sure maps and symbols describe the target as it is now (after it ran). */
 int session_sync(struct session *s);
 

@@ -27,11 +27,12 @@ static int cmd_info_interp(struct cmd_ctx *ctx, int argc, char **argv)
 	json_object_set_new(r, "interpreter_file", json_target_cstr(pi->pymod->path));
 	json_object_set_new(r, "linkage", json_string(strcmp(pi->pymod->path, pi->exe)
 							      ? "shared libpython"
-							      : "static (in the executable)"));
+							      : "linked into the executable"));
 	json_object_set_new(r, "symbols",
 			    json_string(pi->pymod->symtab && symtab_has_full_symbols(pi->pymod->symtab)
-						? ".symtab"
-						: ".dynsym only (stripped)"));
+						? "full symbol table"
+						: "exported symbols only (stripped: static functions "
+						  "show as ?\?)"));
 	json_object_set_new(r, "load_bias", json_hex(pi->pymod->bias));
 	if (pi->runtime)
 		json_object_set_new(r, "runtime", json_hex(pi->runtime));
@@ -39,7 +40,7 @@ static int cmd_info_interp(struct cmd_ctx *ctx, int argc, char **argv)
 	json_object_set_new(r, "layout",
 			    json_string(pi->layout_from_debug_offsets
 						? "_Py_DebugOffsets published by the interpreter"
-						: "generated table"));
+						: "generated from CPython's headers"));
 	json_object_set_new(r, "layout_headers", json_string(pi->L.headers_from));
 	json_object_set_new(r, "pid", json_integer(ctx->s->task.pid));
 	return 0;
@@ -53,14 +54,14 @@ static void render_info_interp(const json_t *r)
 	if (strlen(esc_member(r, "version_string")) > strlen(esc_member(r, "version")))
 		out_printf("build:            %s\n", esc_member(r, "version_string"));
 	out_printf("executable:       %s\n", esc_member(r, "executable"));
-	out_printf("interpreter in:   %s (%s, %s)\n", esc_member(r, "interpreter_file"),
-		   esc_member(r, "linkage"), esc_member(r, "symbols"));
+	out_printf("interpreter in:   %s\n", esc_member(r, "interpreter_file"));
+	out_printf("                  %s; %s\n", esc_member(r, "linkage"), esc_member(r, "symbols"));
 	out_printf("load bias:        %s\n", esc_member(r, "load_bias"));
 	out_printf("_PyRuntime:       %s (%s)\n",
 		   json_object_get(r, "runtime") ? esc_member(r, "runtime") : "none",
 		   esc_member(r, "runtime_from"));
-	out_printf("struct layout:    %s (headers %s)\n", esc_member(r, "layout"),
-		   esc_member(r, "layout_headers"));
+	out_printf("struct layout:    %s (%s; layouts hold within a minor version)\n",
+		   esc_member(r, "layout"), esc_member(r, "layout_headers"));
 }
 
 const struct cmd cmd_info_cmds[] = {

@@ -200,6 +200,11 @@ static int cmd_disas(struct cmd_ctx *ctx, int argc, char **argv)
 	if (got == 0) {
 		free(v);
 		json_decref(insns);
+		if (argc == 1 && addr < 4096)
+			return error("cannot disassemble at %#" PRIx64 ": no code mapped there; for "
+				     "%" PRIu64 " instructions at the current PC say 'disas $pc %" PRIu64
+				     "'",
+				     addr, addr, addr);
 		return error("cannot disassemble at %#" PRIx64 ": no code mapped there (see 'info "
 			     "maps')",
 			     addr);
@@ -236,8 +241,11 @@ static void render_disas(const json_t *r)
 	out_printf("Dump of machine code at %s:\n", esc_member(r, "address"));
 	json_array_foreach(insns, i, in)
 	{
-		out_printf("%s %s <%s>:\t%s", json_is_true(json_object_get(in, "current")) ? "=>" : "  ",
-			   esc_member(in, "address"), esc_member(in, "where"), esc_member(in, "text"));
+		out_printf("%s %s", json_is_true(json_object_get(in, "current")) ? "=>" : "  ",
+			   esc_member(in, "address"));
+		if (json_object_get(in, "where"))
+			out_printf(" <%s>", esc_member(in, "where"));
+		out_printf(":\t%s", esc_member(in, "text"));
 		if (json_object_get(in, "target"))
 			out_printf(" <%s>", esc_member(in, "target"));
 		out_printf("\n");

@@ -45,6 +45,8 @@ static const struct {
 	{__NR_pread64, "pread64"},
 	{__NR_fsync, "fsync"},
 	{__NR_flock, "flock"},
+	/* the kernel resuming an interrupted sleep or wait after a stop */
+	{__NR_restart_syscall, "restart_syscall"},
 };
 
 static const char *syscall_name(long nr)

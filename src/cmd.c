@@ -18,6 +18,7 @@ static const struct {
 } families[] = {
 	{"Running the target", cmd_target_cmds},
 	{"Stacks", cmd_stack_cmds},
+	{"The heap (runs pyleakdb's agent in the target at a safe point)", cmd_heap_cmds},
 	{"Memory and code", cmd_mem_cmds},
 	{"Support", cmd_misc_cmds},
 };
@@ -50,7 +51,13 @@ int cmd_lookup(const struct cmd *table, const char *word, const struct cmd **out
 	size_t n = strlen(word), matches = 0;
 
 	*out = NULL;
-	FOR_EACH_CMD(table, c) if (!strcmp(c->name, word) || has_alias(c, word))
+	/* an exact name first, then an alias, then a unique prefix */
+	FOR_EACH_CMD(table, c) if (!strcmp(c->name, word))
+	{
+		*out = c;
+		return 0;
+	}
+	FOR_EACH_CMD(table, c) if (has_alias(c, word))
 	{
 		*out = c;
 		return 0;
@@ -81,7 +88,7 @@ int cmd_split(const char *line, char ***argvp, int *argcp)
 {
 	struct strbuf word = STRBUF_INIT;
 	char **argv = NULL;
-	int argc = 0, in_word = 0;
+	int argc = 0, cap = 0, in_word = 0;
 	char quote = 0;
 
 	for (const char *p = line;; p++) {
@@ -94,7 +101,10 @@ int cmd_split(const char *line, char ***argvp, int *argcp)
 				return error("unbalanced quotes in: %s", esc(line));
 			}
 			if (in_word) {
-				argv = xrealloc(argv, (size_t)(argc + 2) * sizeof(*argv));
+				if (argc + 2 > cap) {
+					cap = cap ? cap * 2 : 8;
+					argv = xrealloc(argv, (size_t)cap * sizeof(*argv));
+				}
 				argv[argc++] = sb_detach(&word);
 				argv[argc] = NULL;
 				in_word = 0;
@@ -194,16 +204,19 @@ int cmd_execute(struct cmd_ctx *ctx, const char *line)
 	char **argv;
 	int argc, r = -1, depth = 1;
 
+	if (line[strspn(line, " \t")] == '\0' || line[strspn(line, " \t")] == '#')
+		return 0;
+	/* begun before splitting: a quoting error belongs to this command's record */
+	out_begin(line);
 	if (cmd_split(line, &argv, &argc) < 0) {
-		out_begin(line);
 		out_end(0, NULL);
 		return -1;
 	}
-	if (!argc || argv[0][0] == '#') {
+	if (!argc) {
+		out_end(1, NULL);
 		cmd_free_argv(argv, argc);
 		return 0;
 	}
-	out_begin(line);
 	if (cmd_lookup(NULL, argv[0], &c) < 0)
 		goto out;
 	/* "info threads": the next word picks from the command's own table */
@@ -418,7 +431,7 @@ static void render_help(const json_t *r)
 	if (json_object_get(r, "aliases"))
 		out_printf("aliases: %s\n", esc_member(r, "aliases"));
 	if (json_object_get(r, "help"))
-		out_printf("\n%s\n", esc_member(r, "help"));
+		out_printf("\n%s\n", json_string_value(json_object_get(r, "help")));
 	if (json_object_get(r, "subcommands")) {
 		out_printf("\nsubcommands:\n");
 		render_cmd_list(json_object_get(r, "subcommands"));
@@ -432,7 +445,47 @@ static void complete_command_names(struct cmd_ctx *ctx, const char *prefix,
 	FOR_EACH_CMD(NULL, t) if (!strncmp(t->name, prefix, strlen(prefix))) offer(t->name, arg);
 }
 
+/* gdb's echo: the text, with \n and \t escapes, no newline of its own */
+static int cmd_echo(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const char *p = argc ? argv[0] : "";
+
+	(void)ctx;
+	for (; *p; p++) {
+		if (*p == '\\' && p[1] == 'n') {
+			sb_addc(&sb, '\n');
+			p++;
+		} else if (*p == '\\' && p[1] == 't') {
+			sb_addc(&sb, '\t');
+			p++;
+		} else if (*p == '\\' && p[1]) {
+			sb_addc(&sb, *++p);
+		} else {
+			sb_addc(&sb, *p);
+		}
+	}
+	json_object_set_new(out_result(), "text", json_string(sb_str(&sb)));
+	sb_release(&sb);
+	return 0;
+}
+
+static void render_echo(const json_t *r)
+{
+	/* the user's own text, not the target's: printed as typed */
+	out_printf("%s", json_string_value(json_object_get(r, "text")));
+}
+
 const struct cmd cmd_misc_cmds[] = {
+	{
+		.name = "echo",
+		.usage = "echo TEXT",
+		.summary = "print TEXT (\\n for a new line), to label the output of a script",
+		.max_args = 1,
+		.flags = CMD_RAW_ARGS,
+		.fn = cmd_echo,
+		.render = render_echo,
+	},
 	{
 		.name = "info",
 		.aliases = "i",

@@ -19,25 +19,50 @@
 /* A maps file larger than this is not something we will parse. */
 #define MAPS_MAX_BYTES (64u << 20)
 
-static int parse_line(char *line, struct map *m)
+/* A hex field of at most 16 digits ending at one of `stops`; NULL when it is not one. */
+static const char *hex_field(const char *p, uint64_t *v, const char *stops)
 {
-	unsigned long long start, end, offset;
-	unsigned long long inode;
-	char perms[8], dev[16];
-	int pos = 0;
+	size_t n = strspn(p, "0123456789abcdefABCDEF");
 
-	if (sscanf(line, "%llx-%llx %7s %llx %15s %llu %n", &start, &end, perms, &offset, dev,
-		   &inode, &pos) < 6)
+	if (!n || n > 16 || !p[n] || !strchr(stops, p[n]))
+		return NULL;
+	*v = strtoull(p, NULL, 16);
+	return p + n;
+}
+
+/* "start-end perms offset dev inode [path]", as the kernel writes it, nothing looser. */
+static int parse_line(const char *line, struct map *m)
+{
+	const char *p = line;
+	uint64_t start, end, offset;
+	size_t n;
+
+	if (!(p = hex_field(p, &start, "-")) || !(p = hex_field(p + 1, &end, " ")) || end < start)
 		return -1;
-	if (end < start || strlen(perms) != 4)
+	p++;
+	if (strspn(p, "rwxps-") != 4 || p[4] != ' ')
 		return -1;
+	memcpy(m->perms, p, 4);
+	m->perms[4] = '\0';
+	if (!(p = hex_field(p + 5, &offset, " ")))
+		return -1;
+	p++;
+	n = strspn(p, "0123456789abcdefABCDEF:");
+	if (!n || n >= sizeof(m->dev) || p[n] != ' ')
+		return -1;
+	memcpy(m->dev, p, n);
+	m->dev[n] = '\0';
+	p += n + 1;
+	n = strspn(p, "0123456789");
+	if (!n || n > 20 || (p[n] && p[n] != ' '))
+		return -1;
+	m->inode = strtoul(p, NULL, 10);
+	p += n;
+	p += strspn(p, " ");
 	m->start = start;
 	m->end = end;
 	m->offset = offset;
-	memcpy(m->perms, perms, 5);
-	snprintf(m->dev, sizeof(m->dev), "%s", dev);
-	m->inode = (unsigned long)inode;
-	m->path = xstrdup(pos ? line + pos : "");
+	m->path = xstrdup(p);
 	return 0;
 }
 
@@ -166,12 +191,14 @@ int modules_build(pid_t pid, const struct maps *m, struct modules *out)
 			mod->start = mp->start;
 			mod->end = mp->end;
 			mod->first_map_start = mp->start;
+			mod->first_map_end = mp->end;
 			mod->first_map_offset = mp->offset;
 			continue;
 		}
 		if (mp->start < mod->start) {
 			mod->start = mp->start;
 			mod->first_map_start = mp->start;
+			mod->first_map_end = mp->end;
 			mod->first_map_offset = mp->offset;
 		}
 		if (mp->end > mod->end)
@@ -223,7 +250,7 @@ void module_open_path(const struct modules *mods, const struct module *mod, char
 	if (plen > dlen && !strcmp(mod->path + plen - dlen, del))
 		/* the file is gone from the file system, but the mapping still holds it */
 		snprintf(buf, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, mods->pid,
-			 mod->first_map_start, mod->end);
+			 mod->first_map_start, mod->first_map_end);
 	else
 		snprintf(buf, len, "/proc/%d/root%s", mods->pid, mod->path);
 }
@@ -263,8 +290,9 @@ struct symtab *module_symtab(struct modules *mods, struct module *mod)
 	mod->symtab = symtab_open(path);
 	if (!mod->symtab) {
 		/* a file replaced since it was mapped: map_files still has the original */
+		/* map_files names one mapping: the first one's start and end */
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, mods->pid,
-			 mod->first_map_start, mod->end);
+			 mod->first_map_start, mod->first_map_end);
 		mod->symtab = symtab_open(path);
 	}
 	error_quiet(0);

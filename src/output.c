@@ -105,7 +105,10 @@ void out_end(int ok, out_render_fn render)
 		json_dumpf(o, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
 		fputc('\n', stdout);
 		json_decref(o);
-	} else if (render && json_object_size(cur_result)) {
+	} else if (render && json_object_size(cur_result) &&
+		   (ok || json_object_get(cur_result, "raised"))) {
+		/* a failed command shows only its errors, unless what failed was the user's own
+		 * Python, whose traceback is the answer */
 		render(cur_result);
 	}
 	fflush(stdout);

@@ -35,8 +35,17 @@ static int open_python(struct session *s)
 	s->unw = unwinder_create(&unwinder_libunwind, &s->task, &s->pi.mods);
 	if (!s->unw)
 		return -1;
+	agent_init(&s->agent, &s->task, &s->pi, s->unw);
 	s->python_ok = 1;
 	s->maps_generation = s->task.generation;
+	return 0;
+}
+
+int session_agent(struct session *s, struct agent **out)
+{
+	if (session_require_python(s) < 0)
+		return -1;
+	*out = &s->agent;
 	return 0;
 }
 
@@ -279,6 +288,10 @@ int session_detach(struct session *s)
 
 	if (!s->attached)
 		return error("not attached to any process");
+	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 &&
+	    agent_release(&s->agent) < 0)
+		warning("pyleakdb could not remove everything it put in process %d",
+			s->task.pid);
 	ret = task_detach(&s->task);
 	unwinder_destroy(s->unw);
 	s->unw = NULL;

@@ -189,6 +189,8 @@ void sb_grow(struct strbuf *sb, size_t extra)
 	while (sb->alloc < need)
 		sb->alloc *= 2;
 	sb->buf = xrealloc(sb->buf, sb->alloc);
+	/* a fresh buffer is an empty string, not whatever malloc left there */
+	sb->buf[sb->len] = '\0';
 }
 
 void sb_add(struct strbuf *sb, const void *data, size_t n)
@@ -272,7 +274,7 @@ static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
 /* Code points that move the cursor, change direction or hide text. */
 static int unsafe_codepoint(uint32_t c)
 {
-	return (c >= 0x80 && c < 0xa0) || (c >= 0x200b && c <= 0x200f) ||
+	return (c >= 0x80 && c < 0xa0) || c == 0x061c || (c >= 0x200b && c <= 0x200f) ||
 	       (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c == 0xfeff ||
 	       c == 0x2028 || c == 0x2029;
 }
@@ -356,6 +358,8 @@ int parse_size(const char *s, uint64_t *out)
 		return -1;
 	if (!strncasecmp(s, "0x", 2))
 		return parse_u64(s, out);
+	if (s[strspn(s, "0123456789")] == '\0')
+		return parse_u64(s, out); /* a plain integer stays exact past 2^53 */
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || !isfinite(v) || v < 0)
@@ -366,7 +370,7 @@ int parse_size(const char *s, uint64_t *out)
 			return -1;
 		shift = (int)(u - units) * 10;
 		end++;
-		if (*end == 'i' || *end == 'I')
+		if ((*end == 'i' || *end == 'I') && shift)
 			end++;
 		if ((*end == 'b' || *end == 'B') && shift)
 			end++;
@@ -385,7 +389,7 @@ int parse_duration_us(const char *s, uint64_t *out)
 	char *end;
 	double v, mult;
 
-	if (!s || !*s || *s == '-')
+	if (!s || !*s || *s == '-' || isspace((unsigned char)*s))
 		return -1;
 	errno = 0;
 	v = strtod(s, &end);
@@ -404,13 +408,13 @@ int parse_duration_us(const char *s, uint64_t *out)
 	v *= mult;
 	if (v > 1e15)
 		return -1;
-	*out = (uint64_t)v;
+	*out = (uint64_t)(v + 0.5); /* "4.1s" is 4100000 us, not one less */
 	return 0;
 }
 
 void sb_add_bytes(struct strbuf *sb, uint64_t n)
 {
-	static const char *unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+	static const char *unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
 	double v = (double)n;
 	int i = -1;
 
@@ -418,11 +422,15 @@ void sb_add_bytes(struct strbuf *sb, uint64_t n)
 		sb_addf(sb, "%" PRIu64 " B", n);
 		return;
 	}
-	while (v >= 1024 && i < 4) {
+	/* choose the unit and the precision on the value as it will be rounded */
+	while (i < 5 && v >= 1023.95) {
 		v /= 1024;
 		i++;
 	}
-	sb_addf(sb, v >= 100 ? "%.1f %s" : "%.2f %s", v, unit[i]);
+	if (v >= 99.995)
+		sb_addf(sb, "%.1f %s", v, unit[i]);
+	else
+		sb_addf(sb, "%.2f %s", v, unit[i]);
 }
 
 void sb_add_bytes_delta(struct strbuf *sb, int64_t n)

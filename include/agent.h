@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * agent: pyleakdb's Python inside the target, and the calls into it.
+ *
+ * The agent (src/agent/agent.py, embedded in the binary) is executed once
+ * per attach into a private namespace dict that only pyleakdb refers to;
+ * agent_release() drops it, stops what it started and unmaps pyleakdb's
+ * memory.  Each call reaches a safe point, runs one agent function and
+ * reads its JSON result straight out of the bytes object it returns: no
+ * file, pipe or socket in the target's world.
+ */
+#ifndef PYLEAKDB_AGENT_H
+#define PYLEAKDB_AGENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "inject.h"
+#include "pyinterp.h"
+#include "safepoint.h"
+#include "unwind.h"
+#include "util.h"
+
+struct agent {
+	struct task *task;
+	struct pyinterp *pi;
+	struct unwinder *unw;
+	struct injector ij;
+	struct pyapi api;
+	int api_ok;
+	uint64_t ns; /* the agent's namespace (a dict we hold one reference to), 0 if none */
+	unsigned long calls;
+	struct safepoint last; /* where the last call ran, for the user */
+};
+
+/* The arguments of an agent call, as Python source: every string goes in as escaped bytes. */
+struct agent_args {
+	struct strbuf src;
+};
+void agent_args_init(struct agent_args *a, const char *function);
+void agent_arg_int(struct agent_args *a, long long v);
+void agent_arg_str(struct agent_args *a, const char *s, size_t len);
+void agent_arg_none(struct agent_args *a);
+void agent_args_release(struct agent_args *a);
+
+void agent_init(struct agent *ag, struct task *t, struct pyinterp *pi, struct unwinder *unw);
+/*
+ * Run an agent function at a safe point; *result is its JSON reply (the
+ * caller decrefs it).  An {"error": ...} reply is printed and gives -1.
+ */
+int agent_call(struct agent *ag, struct agent_args *args, json_t **result);
+/* Call a C function of the target at a safe point (malloc_trim): *ret is its return value. */
+int agent_call_native(struct agent *ag, uint64_t fn, const uint64_t *args, int nargs,
+		      uint64_t *ret);
+/* Remove everything the agent put in the target.  Needs a safe point if it was installed. */
+int agent_release(struct agent *ag);
+int agent_installed(const struct agent *ag);
+
+/* Exposed for tests: the Python-literal escaping of argument strings. */
+void agent_quote_bytes(struct strbuf *sb, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * procfs: figures about a process read from /proc without stopping it.
+ */
+#ifndef PYLEAKDB_PROCFS_H
+#define PYLEAKDB_PROCFS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Resident set size in bytes, from /proc/PID/statm (cheap enough to poll). */
+int proc_rss(pid_t pid, uint64_t *bytes);
+/* An open /proc/PID/statm for polling: read it with proc_rss_fd(). */
+int proc_rss_open(pid_t pid);
+int proc_rss_fd(int fd, uint64_t *bytes);
+/*
+ * The memory limit that applies to the process: its cgroup's memory.max
+ * (v2) or memory.limit_in_bytes (v1) when set, else the machine's MemTotal.
+ * *from says which.
+ */
+int proc_memory_limit(pid_t pid, uint64_t *bytes, const char **from);
+
+#endif

@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+/*
+ * agent: installing pyleakdb's Python in the target, calling it, reading
+ * its answers, and removing it.  See include/agent.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent-blob.h"
+#include "agent.h"
+#include "mem.h"
+
+/* Python's start symbols for compiling (Include/compile.h: Py_file_input, Py_eval_input). */
+#define PY_FILE_INPUT 257
+#define PY_EVAL_INPUT 258
+/* The file name our code compiles under: tracebacks and tracemalloc tell it apart. */
+#define AGENT_FILENAME "<pyleakdb-agent>"
+/* The largest reply we read back. */
+#define REPLY_MAX (256u << 20)
+
+/* Where things go in the injector's data area. */
+enum {
+	OFF_ERR_SLOTS = 64, /* PyErr_Fetch's three out-pointers */
+	OFF_NAMES = 128, /* "__builtins__", AGENT_FILENAME */
+	OFF_SOURCE = 4096, /* the code to compile */
+};
+
+void agent_quote_bytes(struct strbuf *sb, const char *s, size_t len)
+{
+	/* every byte escaped: nothing a user types can end the literal */
+	sb_adds(sb, "b'");
+	for (size_t i = 0; i < len; i++)
+		sb_addf(sb, "\\x%02x", (unsigned char)s[i]);
+	sb_addc(sb, '\'');
+}
+
+void agent_args_init(struct agent_args *a, const char *function)
+{
+	sb_init(&a->src);
+	sb_adds(&a->src, "_call(");
+	agent_quote_bytes(&a->src, function, strlen(function));
+}
+
+void agent_arg_int(struct agent_args *a, long long v)
+{
+	sb_addf(&a->src, ", %lld", v);
+}
+
+void agent_arg_str(struct agent_args *a, const char *s, size_t len)
+{
+	sb_adds(&a->src, ", ");
+	agent_quote_bytes(&a->src, s, len);
+}
+
+void agent_arg_none(struct agent_args *a)
+{
+	sb_adds(&a->src, ", None");
+}
+
+void agent_args_release(struct agent_args *a)
+{
+	sb_release(&a->src);
+}
+
+void agent_init(struct agent *ag, struct task *t, struct pyinterp *pi, struct unwinder *unw)
+{
+	memset(ag, 0, sizeof(*ag));
+	ag->task = t;
+	ag->pi = pi;
+	ag->unw = unw;
+	inject_init(&ag->ij, t, &pi->mods);
+}
+
+int agent_installed(const struct agent *ag)
+{
+	return ag->ns != 0;
+}
+
+static int call(struct agent *ag, struct task_thread *thr, uint64_t fn, const uint64_t *args,
+		int nargs, uint64_t *ret)
+{
+	return inject_call(&ag->ij, thr, fn, args, nargs, ret);
+}
+
+static int put_string(struct agent *ag, size_t off, const char *s, size_t len, uint64_t *addr)
+{
+	char *buf = xmalloc(len + 1);
+	int r;
+
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	r = inject_put(&ag->ij, off, buf, len + 1, addr);
+	free(buf);
+	return r;
+}
+
+/* Compile source under our file name and run it in the agent's namespace: a new reference. */
+static int run_source(struct agent *ag, struct task_thread *thr, const char *src, size_t len,
+		      int start, uint64_t filename, uint64_t *result)
+{
+	uint64_t src_addr, code, args[3], r;
+
+	if (put_string(ag, OFF_SOURCE, src, len, &src_addr) < 0)
+		return -1;
+	args[0] = src_addr;
+	args[1] = filename;
+	args[2] = (uint64_t)start;
+	if (call(ag, thr, ag->api.compile_string, args, 3, &code) < 0)
+		return -1;
+	if (!code) {
+		call(ag, thr, ag->api.err_clear, NULL, 0, &r);
+		return error("the agent's code did not compile in the target (Python %d.%d)",
+			     ag->pi->major, ag->pi->minor);
+	}
+	args[0] = code;
+	args[1] = ag->ns;
+	args[2] = ag->ns;
+	if (call(ag, thr, ag->api.eval_code, args, 3, result) < 0)
+		return -1;
+	args[0] = code;
+	call(ag, thr, ag->api.decref, args, 1, &r);
+	if (!*result) {
+		call(ag, thr, ag->api.err_clear, NULL, 0, &r);
+		return error("the agent raised an exception in the target");
+	}
+	return 0;
+}
+
+static int install(struct agent *ag, struct task_thread *thr, uint64_t filename)
+{
+	uint64_t ns, builtins, name, args[3], r, result;
+	const struct agent_file *src = NULL;
+
+	for (size_t i = 0; i < agent_files_count; i++)
+		if (!strcmp(agent_files[i].name, "agent"))
+			src = &agent_files[i];
+	if (!src)
+		BUG("the agent's source is not in the binary");
+	if (call(ag, thr, ag->api.dict_new, NULL, 0, &ns) < 0)
+		return -1;
+	if (!ns)
+		return error("cannot create the agent's namespace in the target");
+	if (call(ag, thr, ag->api.eval_get_builtins, NULL, 0, &builtins) < 0 ||
+	    put_string(ag, OFF_NAMES, "__builtins__", strlen("__builtins__"), &name) < 0)
+		return -1;
+	args[0] = ns;
+	args[1] = name;
+	args[2] = builtins;
+	if (call(ag, thr, ag->api.dict_set_item_string, args, 3, &r) < 0)
+		return -1;
+	ag->ns = ns;
+	if (run_source(ag, thr, (const char *)src->data, src->len, PY_FILE_INPUT, filename,
+		       &result) < 0) {
+		args[0] = ns;
+		call(ag, thr, ag->api.dict_clear, args, 1, &r);
+		call(ag, thr, ag->api.decref, args, 1, &r);
+		ag->ns = 0;
+		return -1;
+	}
+	args[0] = result;
+	return call(ag, thr, ag->api.decref, args, 1, &r);
+}
+
+/* Read a bytes object's contents out of the target. */
+static int read_bytes_object(struct agent *ag, uint64_t obj, struct strbuf *out)
+{
+	const struct py_layout *L = &ag->pi->L;
+	int64_t size;
+
+	if (mem_read(ag->task, obj + (uint64_t)L->object.size, &size, sizeof(size)) < 0 ||
+	    size < 0 || (uint64_t)size > REPLY_MAX)
+		return error("cannot read the agent's reply at %#" PRIx64, obj);
+	sb_reset(out);
+	sb_grow(out, (size_t)size);
+	if (mem_read_direct(ag->task, obj + (uint64_t)L->bytes.sval, out->buf, (size_t)size) < 0)
+		return error("cannot read the agent's reply at %#" PRIx64, obj);
+	out->len = (size_t)size;
+	out->buf[out->len] = '\0';
+	return 0;
+}
+
+static int prepare(struct agent *ag)
+{
+	if (!ag->api_ok) {
+		if (pyapi_resolve(&ag->api, ag->pi) < 0)
+			return -1;
+		ag->api_ok = 1;
+	}
+	if (ag->pi->L.version_hex < (3u << 24 | 6u << 16) || ag->pi->L.version_hex > (3u << 24 | 13u << 16))
+		return error("running code in the target needs CPython 3.6 to 3.13; this is %d.%d",
+			     ag->pi->major, ag->pi->minor);
+	return 0;
+}
+
+/* At a safe point: save the thread's exception state, run, restore it. */
+static int with_safepoint(struct agent *ag, const char *expr, struct strbuf *reply)
+{
+	struct safepoint sp;
+	uint64_t slots[3] = {0, 0, 0}, slots_addr, filename, result = 0, args[3], r;
+	int ret = -1, fetched = 0;
+
+	if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0)
+		return -1;
+	ag->last = sp;
+	if (inject_put(&ag->ij, OFF_ERR_SLOTS, slots, sizeof(slots), &slots_addr) < 0 ||
+	    put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME), &filename) < 0)
+		goto leave;
+	/* an exception the thread was carrying is put aside and given back untouched */
+	args[0] = slots_addr;
+	args[1] = slots_addr + 8;
+	args[2] = slots_addr + 16;
+	if (call(ag, sp.thr, ag->api.err_fetch, args, 3, &r) < 0)
+		goto leave;
+	fetched = 1;
+	if (!ag->ns && install(ag, sp.thr, filename) < 0)
+		goto restore;
+	if (expr) {
+		if (run_source(ag, sp.thr, expr, strlen(expr), PY_EVAL_INPUT, filename, &result) < 0)
+			goto restore;
+		if (read_bytes_object(ag, result, reply) == 0)
+			ret = 0;
+		args[0] = result;
+		call(ag, sp.thr, ag->api.decref, args, 1, &r);
+	} else {
+		ret = 0;
+	}
+restore:
+	if (fetched) {
+		if (mem_read(ag->task, slots_addr, slots, sizeof(slots)) == 0) {
+			args[0] = slots[0];
+			args[1] = slots[1];
+			args[2] = slots[2];
+			call(ag, sp.thr, ag->api.err_restore, args, 3, &r);
+		}
+	}
+leave:
+	if (safepoint_leave(&ag->ij, &ag->api, &sp) < 0)
+		ret = -1;
+	ag->calls++;
+	return ret;
+}
+
+int agent_call(struct agent *ag, struct agent_args *a, json_t **result)
+{
+	struct strbuf reply = STRBUF_INIT;
+	json_error_t jerr;
+	json_t *err;
+
+	*result = NULL;
+	if (prepare(ag) < 0)
+		return -1;
+	sb_addc(&a->src, ')');
+	if (with_safepoint(ag, sb_str(&a->src), &reply) < 0) {
+		sb_release(&reply);
+		return -1;
+	}
+	*result = json_loadb(reply.buf, reply.len, 0, &jerr);
+	sb_release(&reply);
+	if (!*result)
+		return error("cannot parse the agent's reply: %s", jerr.text);
+	err = json_object_get(*result, "error");
+	if (json_is_string(err)) {
+		error("%s", json_string_value(err));
+		json_decref(*result);
+		*result = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int agent_call_native(struct agent *ag, uint64_t fn, const uint64_t *args, int nargs,
+		      uint64_t *ret)
+{
+	struct safepoint sp;
+	int r;
+
+	if (prepare(ag) < 0)
+		return -1;
+	if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0)
+		return -1;
+	ag->last = sp;
+	r = call(ag, sp.thr, fn, args, nargs, ret);
+	if (safepoint_leave(&ag->ij, &ag->api, &sp) < 0)
+		r = -1;
+	return r;
+}
+
+int agent_release(struct agent *ag)
+{
+	struct task_thread *thr;
+	int ret = 0;
+
+	if (ag->ns) {
+		struct strbuf reply = STRBUF_INIT;
+		struct safepoint sp;
+		uint64_t args[1], r;
+
+		/* stop what we started, then drop the namespace and everything in it */
+		if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0) {
+			warning("cannot reach a safe point to remove the agent; its namespace stays "
+				"in the target, unreachable from the program");
+			ret = -1;
+		} else {
+			uint64_t filename, result;
+
+			if (put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME),
+				       &filename) == 0 &&
+			    run_source(ag, sp.thr, "_uninstall()", strlen("_uninstall()"),
+				       PY_EVAL_INPUT, filename, &result) == 0) {
+				args[0] = result;
+				call(ag, sp.thr, ag->api.decref, args, 1, &r);
+			}
+			args[0] = ag->ns;
+			call(ag, sp.thr, ag->api.dict_clear, args, 1, &r);
+			call(ag, sp.thr, ag->api.decref, args, 1, &r);
+			ag->ns = 0;
+			if (safepoint_leave(&ag->ij, &ag->api, &sp) < 0)
+				ret = -1;
+		}
+		sb_release(&reply);
+	}
+	if (ag->ij.scratch) {
+		thr = task_main_thread(ag->task);
+		if (!thr && ag->task->nthr)
+			thr = ag->task->thr[0];
+		if (thr && inject_teardown(&ag->ij, thr) < 0)
+			ret = -1;
+		if (thr)
+			inject_finish(&ag->ij, thr);
+	}
+	return ret;
+}

@@ -1,0 +1,506 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# pyleakdb's agent: the Python that runs inside the target, at a safe point
+# chosen by pyleakdb, with the GIL held.
+#
+# It is executed into a private namespace dict that no module, thread or
+# sys.modules entry refers to; pyleakdb keeps the only reference and drops
+# it at detach.  It imports nothing the target has not imported, except
+# built-in C modules, which it takes out of sys.modules again so the
+# program never sees them.  It starts no thread, opens no file, installs no
+# hook.  Every entry point returns UTF-8 JSON as bytes and never raises: an
+# error comes back as {"error": ...}.
+#
+# Everything here must run on CPython 3.6 to 3.13: no walrus, no
+# positional-only parameters, no f-string "=".
+
+import sys
+
+_ns = globals()
+_state = {"growth": None, "tm_started": False, "tm_prev": None, "iteration": None}
+_builtin_modules = {}
+_imported_by_us = []
+
+
+def _builtin(name):
+    """A built-in C module, without leaving a sys.modules entry behind."""
+    mod = _builtin_modules.get(name)
+    if mod is not None:
+        return mod
+    present = name in sys.modules
+    mod = __import__(name)
+    if not present:
+        sys.modules.pop(name, None)
+        _imported_by_us.append(mod)
+    _builtin_modules[name] = mod
+    return mod
+
+
+_gc = _builtin("gc")
+_collections = _builtin("_collections")
+_itertools = _builtin("itertools")
+_count_elements = _collections._count_elements
+_compress = _itertools.compress
+_operator = _builtin("_operator")
+_getsizeof = sys.getsizeof
+_object_sizeof = object.__sizeof__
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+# ----- JSON out (the json module is not ours to import) -----
+
+_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _jstr(s):
+    out = []
+    for ch in s:
+        c = ord(ch)
+        if ch in _ESC:
+            out.append(_ESC[ch])
+        elif c < 0x20 or c == 0x7F:
+            out.append("\\u%04x" % c)
+        elif c < 0x80:
+            out.append(ch)
+        elif 0xD800 <= c <= 0xDFFF:
+            out.append("\\ufffd")  # a lone surrogate is not text
+        elif c > 0xFFFF:
+            c -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF)))
+        else:
+            out.append("\\u%04x" % c)
+    return '"' + "".join(out) + '"'
+
+
+def _json(v):
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    t = type(v)
+    if t is int:
+        return str(v)
+    if t is float:
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else "null"
+    if t is str:
+        return _jstr(v)
+    if t is dict:
+        return "{" + ",".join(_jstr(str(k)) + ":" + _json(x) for k, x in v.items()) + "}"
+    if t is list or t is tuple:
+        return "[" + ",".join(_json(x) for x in v) + "]"
+    return _jstr(str(v))
+
+
+def _text(b):
+    """Arguments come as bytes (pyleakdb escapes every byte): decode them losslessly."""
+    if type(b) is bytes:
+        return b.decode("utf-8", "surrogateescape")
+    return b
+
+
+# ----- what is ours -----
+
+def _own_objects():
+    """The tracked objects the agent itself holds, to leave out of every count.
+
+    Our containers hold only our own containers and the target's atoms (types,
+    strings, numbers), so walking the built-in containers from our roots, and
+    nothing else, finds exactly what is ours.
+    """
+    roots = [_ns, _imported_by_us]
+    for m in _imported_by_us:
+        roots.append(m)
+        roots.append(m.__dict__)
+    for v in list(_ns.values()):
+        if type(v) is type(_own_objects):
+            roots.append(v)
+            for extra in (v.__defaults__, v.__closure__, v.__kwdefaults__, v.__code__):
+                if extra is not None:
+                    roots.append(extra)
+    f = sys._getframe(1)
+    while f is not None and f.f_globals is _ns:
+        roots.append(f)
+        f = f.f_back
+    is_tracked = _gc.is_tracked
+    seen = set()
+    out = []
+    todo = roots
+    while todo:
+        o = todo.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if is_tracked(o):
+            out.append(o)
+        t = type(o)
+        if t is dict:
+            if o is not _ns:
+                todo.extend(k for k in o if type(k) in _CONTAINERS)
+                todo.extend(v for v in o.values() if type(v) in _CONTAINERS)
+            else:
+                todo.extend(v for v in o.values() if type(v) in _CONTAINERS)
+        elif t in _CONTAINERS:
+            todo.extend(x for x in o if type(x) in _CONTAINERS)
+        elif t.__name__ == "cell":
+            try:
+                if type(o.cell_contents) in _CONTAINERS:
+                    todo.append(o.cell_contents)
+            except ValueError:
+                pass
+    return out
+
+
+def _type_name(t):
+    try:
+        mod = t.__module__
+        name = getattr(t, "__qualname__", t.__name__)
+    except Exception:
+        return "?"
+    if mod in ("builtins", None) or type(mod) is not str:
+        return name
+    return mod + "." + name
+
+
+def _counts(objs, own):
+    """Instance counts by type: a C loop, minus the agent's own objects."""
+    c = {}
+    _count_elements(c, map(type, objs))
+    for o in own:
+        t = type(o)
+        n = c.get(t, 0)
+        if n > 1:
+            c[t] = n - 1
+        elif n == 1:
+            del c[t]
+    return c
+
+
+def _fixed_size(t):
+    """Instances all have the same shallow size (no __sizeof__ of their own, no items)."""
+    try:
+        return t.__itemsize__ == 0 and getattr(t, "__sizeof__", None) is _object_sizeof
+    except Exception:
+        return False
+
+
+def _sizes(objs, types, counts):
+    """Total shallow size of the instances of each type in `types`."""
+    out = {}
+    fixed = [t for t in types if _fixed_size(t)]
+    var = set(t for t in types if not _fixed_size(t))
+    if fixed:
+        want = set(fixed)
+        sample = {}
+        for o in _compress(objs, map(want.__contains__, map(type, objs))):
+            t = type(o)
+            if t not in sample:
+                sample[t] = o
+                if len(sample) == len(want):
+                    break
+        for t, o in sample.items():
+            out[t] = _getsizeof(o) * counts.get(t, 0)
+    if var:
+        sel = list(_compress(objs, map(var.__contains__, map(type, objs))))
+        pairs = {}
+        _count_elements(pairs, zip(map(type, sel), map(_getsizeof, sel)))
+        for (t, size), n in pairs.items():
+            out[t] = out.get(t, 0) + size * n
+    return out
+
+
+def _safe_repr(o, limit=120):
+    try:
+        r = _bounded_repr(o, 2)
+    except BaseException as e:  # a broken __repr__ is the target's business, not ours
+        r = "<%s object at %#x (repr raised %s)>" % (_type_name(type(o)), id(o), type(e).__name__)
+    if len(r) > limit:
+        r = r[: limit - 3] + "..."
+    return r
+
+
+def _bounded_repr(o, depth):
+    t = type(o)
+    if t in (list, tuple, set, frozenset) and (depth <= 0 or len(o) > 6):
+        if depth <= 0:
+            return "%s(len=%d)" % (t.__name__, len(o))
+        items = [_bounded_repr(x, depth - 1) for x in _itertools.islice(o, 6)]
+        return "%s[%s, ... %d more]" % ("" if t is list else t.__name__, ", ".join(items), len(o) - 6)
+    if t is dict and (depth <= 0 or len(o) > 6):
+        if depth <= 0:
+            return "dict(len=%d)" % len(o)
+        items = ["%s: %s" % (_bounded_repr(k, depth - 1), _bounded_repr(v, depth - 1))
+                 for k, v in _itertools.islice(o.items(), 6)]
+        return "{%s, ... %d more}" % (", ".join(items), len(o) - 6)
+    if t in (str, bytes, bytearray) and len(o) > 200:
+        return repr(o[:200]) + "...(%d)" % len(o)
+    return repr(o)
+
+
+# ----- commands -----
+
+def top(n, by, samples):
+    objs = _gc.get_objects()
+    own = _own_objects()
+    counts = _counts(objs, own)
+    total = sum(counts.values())
+    if _text(by) == "size":
+        sizes = _sizes(objs, list(counts), counts)
+        order = sorted(counts, key=lambda t: (-sizes.get(t, 0), -counts[t]))
+    else:
+        order = sorted(counts, key=lambda t: -counts[t])
+        sizes = _sizes(objs, order[:n], counts)
+    rows = []
+    for t in order[:n]:
+        row = {"type": _type_name(t), "count": counts[t], "size": sizes.get(t, 0)}
+        if samples:
+            row["samples"] = _samples_of(objs, t, samples, own)
+        rows.append(row)
+    return {"rows": rows, "objects": total, "types": len(counts)}
+
+
+def _samples_of(objs, t, n, own):
+    ownids = set(map(id, own))
+    out = []
+    for o in _compress(objs, map(_operator.is_, map(type, objs), _itertools.repeat(t))):
+        if id(o) in ownids:
+            continue
+        out.append({"address": id(o), "size": _getsizeof(o), "repr": _safe_repr(o)})
+        if len(out) >= n:
+            break
+    return out
+
+
+def growth(n, collect, mark_iteration):
+    if collect:
+        _gc.collect()
+    objs = _gc.get_objects()
+    own = _own_objects()
+    now = _counts(objs, own)
+    del objs
+    prev = _state["growth"]
+    rows = []
+    first = prev is None
+    for t, c in now.items():
+        before = 0 if first else prev.get(t, 0)
+        if c > before:
+            rows.append((c - before, c, t))
+    gone = []
+    if not first:
+        for t, c in prev.items():
+            after = now.get(t, 0)
+            if after < c:
+                gone.append((after - c, after, t))
+    rows.sort(key=lambda r: (-r[0], _type_name(r[2])))
+    gone.sort(key=lambda r: (r[0], _type_name(r[2])))
+    _state["growth"] = now
+    if mark_iteration:
+        # names and numbers only: nothing here for the next count to see
+        _state["iteration"] = dict((_type_name(t), (d, c)) for d, c, t in rows)
+    return {
+        "first": first,
+        "rows": [{"type": _type_name(t), "count": c, "delta": d} for d, c, t in rows[:n]],
+        "grew": len(rows),
+        "shrank": [{"type": _type_name(t), "count": c, "delta": d} for d, c, t in gone[:n]],
+    }
+
+
+def collect(generation):
+    before = _gc.get_stats()
+    garbage_before = len(_gc.garbage)
+    if generation is None:
+        found = _gc.collect()
+    else:
+        found = _gc.collect(generation)
+    after = _gc.get_stats()
+    gens = []
+    for i, (b, a) in enumerate(zip(before, after)):
+        gens.append({
+            "generation": i,
+            "collected": a["collected"] - b["collected"],
+            "uncollectable": a["uncollectable"] - b["uncollectable"],
+            "collections": a["collections"] - b["collections"],
+        })
+    return {"unreachable": found, "generations": gens,
+            "garbage": len(_gc.garbage), "new_garbage": len(_gc.garbage) - garbage_before}
+
+
+def cycles(n, samples):
+    """What only the cycle collector would free: collect with DEBUG_SAVEALL, look, restore."""
+    flags = _gc.get_debug()
+    saved = list(_gc.garbage)
+    try:
+        _gc.set_debug(_gc.DEBUG_SAVEALL)
+        _gc.collect()
+        found = _gc.garbage[len(saved):]
+    finally:
+        _gc.set_debug(flags)
+        _gc.garbage[:] = saved
+    del saved
+    counts = {}
+    _count_elements(counts, map(type, found))
+    order = sorted(counts, key=lambda t: -counts[t])
+    rows = []
+    for t in order[:n]:
+        row = {"type": _type_name(t), "count": counts[t]}
+        if samples:
+            row["samples"] = [{"address": id(o), "repr": _safe_repr(o)}
+                              for o in _itertools.islice((o for o in found if type(o) is t), samples)]
+        rows.append(row)
+    total = len(found)
+    del found
+    return {"rows": rows, "objects": total, "types": len(counts)}
+
+
+# ----- tracemalloc, through its C core (the tracemalloc module imports a dozen others) -----
+
+_AGENT_FILE = "<pyleakdb-agent>"
+
+
+def _tm():
+    return _builtin("_tracemalloc")
+
+
+def tm_start(nframes):
+    tm = _tm()
+    if tm.is_tracing():
+        return {"already": True, "nframes": tm.get_traceback_limit()}
+    tm.start(nframes)
+    _state["tm_started"] = True
+    _state["tm_prev"] = None
+    return {"already": False, "nframes": nframes}
+
+
+def _tm_stats():
+    """(file, line) -> [size, count] over live traces, leaving out the agent's own."""
+    stats = {}
+    for trace in _tm()._get_traces():
+        size, tb = trace[1], trace[2]
+        key = tb[0] if tb else ("<unknown>", 0)
+        if key[0] == _AGENT_FILE:
+            continue
+        s = stats.get(key)
+        if s is None:
+            stats[key] = [size, 1]
+        else:
+            s[0] += size
+            s[1] += 1
+    return stats
+
+
+def tm_top(n, diff):
+    tm = _tm()
+    if not tm.is_tracing():
+        return {"error": "tracemalloc is not tracing; start it with 'tracemalloc start'"}
+    stats = _tm_stats()
+    prev = _state["tm_prev"]
+    rows = []
+    if diff:
+        if prev is None:
+            prev = {}
+        keys = set(stats) | set(prev)
+        for k in keys:
+            s = stats.get(k, (0, 0))
+            p = prev.get(k, (0, 0))
+            if s[0] != p[0] or s[1] != p[1]:
+                rows.append((abs(s[0] - p[0]), k, s[0], s[0] - p[0], s[1], s[1] - p[1]))
+        rows.sort(key=lambda r: (-r[0], r[1]))
+    else:
+        for k, s in stats.items():
+            rows.append((s[0], k, s[0], 0, s[1], 0))
+        rows.sort(key=lambda r: (-r[0], r[1]))
+    _state["tm_prev"] = dict((k, tuple(v)) for k, v in stats.items())
+    total = sum(s[0] for s in stats.values())
+    out = []
+    for _, (fname, line), size, dsize, count, dcount in rows[:n]:
+        out.append({"file": fname, "line": line, "size": size, "size_diff": dsize,
+                    "count": count, "count_diff": dcount})
+    return {"rows": out, "total": total, "diff": bool(diff), "traced_memory": list(tm.get_traced_memory())}
+
+
+def tm_stop():
+    tm = _tm()
+    if not tm.is_tracing():
+        return {"was_tracing": False}
+    ours = _state["tm_started"]
+    tm.stop()
+    _state["tm_started"] = False
+    _state["tm_prev"] = None
+    return {"was_tracing": True, "started_by_pyleakdb": ours}
+
+
+# ----- running the user's Python -----
+
+def _format_exception(e):
+    lines = []
+    tb = e.__traceback__
+    # the first frames are the agent's own: show only the user's code
+    while tb is not None and tb.tb_frame.f_globals is _ns:
+        tb = tb.tb_next
+    while tb is not None:
+        co = tb.tb_frame.f_code
+        lines.append('  File "%s", line %d, in %s' % (co.co_filename, tb.tb_lineno, co.co_name))
+        tb = tb.tb_next
+    msg = "%s: %s" % (_type_name(type(e)), e) if str(e) else _type_name(type(e))
+    return {"exception": _type_name(type(e)), "message": str(e),
+            "traceback": ["Traceback (most recent call last):"] + lines + [msg]}
+
+
+def _namespace():
+    main = sys.modules.get("__main__")
+    return main.__dict__ if main is not None else {}
+
+
+def run(source, mode, limit):
+    # eval() and exec() of a string, not compile(): the compile() builtin creates the
+    # interpreter's AST classes on first use, which would stay in the target after us
+    source = _text(source)
+    mode = _text(mode)
+    g = _namespace()
+    try:
+        if mode == "eval":
+            value = eval(source, g)
+        else:
+            exec(source, g)
+            value = None
+    except BaseException as e:  # the target's exceptions never escape into it
+        r = {"raised": _format_exception(e)}
+        del e
+        return r
+    if mode == "eval":
+        r = _safe_repr(value, limit)
+        return {"repr": r, "type": _type_name(type(value))}
+    return {}
+
+
+# ----- the door -----
+
+def _call(name, *args):
+    """pyleakdb calls this; it returns JSON bytes whatever happens."""
+    try:
+        fn = _ns.get(_text(name))
+        if fn is None or _text(name).startswith("_"):
+            result = {"error": "the agent has no command %r" % _text(name)}
+        else:
+            result = fn(*args)
+    except MemoryError:
+        result = {"error": "the target is out of memory"}
+    except BaseException as e:  # never let anything escape into the target
+        result = {"error": "%s: %s" % (_type_name(type(e)), e)}
+    try:
+        return _json(result).encode("ascii")
+    except BaseException as e:
+        return ('{"error": "cannot encode the result: %s"}' % type(e).__name__).encode("ascii")
+
+
+def _uninstall():
+    """Leave nothing behind: tracing we started stops, our state goes."""
+    try:
+        if _state["tm_started"] and _tm().is_tracing():
+            _tm().stop()
+    except BaseException:
+        pass
+    _state.clear()
+    _builtin_modules.clear()
+    del _imported_by_us[:]
+    return b"{}"

@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+/*
+ * inject: remote system calls and remote function calls on x86-64.  See
+ * include/inject.h for what it promises.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "inject.h"
+#include "mem.h"
+#include "util.h"
+
+/* Room below the red zone before the frame of a remote call. */
+#define CALL_STACK_SLACK 256
+/* How long a remote system call (mmap) may take. */
+#define SYSCALL_TIMEOUT_US (5 * 1000 * 1000)
+/* How far into an executable mapping we look for a `syscall` instruction. */
+#define SYSCALL_SCAN_BYTES (256 * 1024)
+/* Where the trampoline's control block sits in the data area. */
+#define TRAMP_CTL_OFFSET 0
+
+/* The kernel's internal "restart me" codes (include/linux/errno.h in the kernel). */
+#define ERESTARTSYS 512
+#define ERESTARTNOINTR 513
+#define ERESTARTNOHAND 514
+#define ERESTART_RESTARTBLOCK 516
+
+void inject_init(struct injector *ij, struct task *t, struct modules *mods)
+{
+	memset(ij, 0, sizeof(*ij));
+	ij->task = t;
+	ij->mods = mods;
+	ij->call_timeout_us = 10ll * 1000 * 1000;
+	ij->others_run = 1;
+}
+
+/* ----- the stubs, assembled here (the unit test disassembles them) ----- */
+
+struct emit {
+	uint8_t *out;
+	size_t len, pos;
+};
+
+static void emit(struct emit *e, const void *bytes, size_t n)
+{
+	if (e->pos + n <= e->len)
+		memcpy(e->out + e->pos, bytes, n);
+	e->pos += n;
+}
+
+static void emit_u8(struct emit *e, uint8_t b)
+{
+	emit(e, &b, 1);
+}
+
+static void emit_imm32(struct emit *e, uint32_t v)
+{
+	emit(e, &v, 4);
+}
+
+/* mov eax, imm32 */
+static void emit_mov_eax(struct emit *e, uint32_t v)
+{
+	emit_u8(e, 0xb8);
+	emit_imm32(e, v);
+}
+
+static void emit_syscall(struct emit *e)
+{
+	emit(e, ARCH_SYSCALL_INSN, ARCH_SYSCALL_LEN);
+}
+
+/*
+ * The return stub: keep the return value in r12, raise sig at this thread,
+ * and if nobody is tracing us any more, park instead of running on.
+ */
+size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig)
+{
+	struct emit e = {out, len, 0};
+	size_t park;
+
+	emit(&e, "\x49\x89\xc4", 3); /* mov r12, rax */
+	emit_mov_eax(&e, __NR_getpid);
+	emit_syscall(&e);
+	emit(&e, "\x49\x89\xc5", 3); /* mov r13, rax */
+	emit_mov_eax(&e, __NR_gettid);
+	emit_syscall(&e);
+	emit(&e, "\x48\x89\xc6", 3); /* mov rsi, rax */
+	emit(&e, "\x4c\x89\xef", 3); /* mov rdi, r13 */
+	emit_u8(&e, 0xba);	     /* mov edx, sig */
+	emit_imm32(&e, (uint32_t)sig);
+	emit_mov_eax(&e, __NR_tgkill);
+	emit_syscall(&e);
+	park = e.pos;
+	emit_mov_eax(&e, __NR_pause);
+	emit_syscall(&e);
+	emit_u8(&e, 0xeb); /* jmp park */
+	emit_u8(&e, (uint8_t)(park - (e.pos + 1)));
+	return e.pos;
+}
+
+/*
+ * The pending-call trampoline, int tramp(struct inject_tramp_ctl *ctl):
+ * in the traced process, count the call and raise ctl->sig at this thread
+ * (we stop it there, at a safe point, with the GIL held), then return
+ * ctl->ret; in a forked child, return 0 at once.
+ */
+size_t inject_tramp_code(uint8_t *out, size_t len)
+{
+	struct emit e = {out, len, 0};
+	size_t jne_at, not_ours;
+
+	emit_u8(&e, 0x53);	     /* push rbx */
+	emit(&e, "\x48\x89\xfb", 3); /* mov rbx, rdi */
+	emit_mov_eax(&e, __NR_getpid);
+	emit_syscall(&e);
+	emit(&e, "\x3b\x03", 2); /* cmp eax, [rbx]   (ctl->pid) */
+	emit_u8(&e, 0x75);	 /* jne not_ours */
+	jne_at = e.pos;
+	emit_u8(&e, 0);
+	emit(&e, "\xff\x43\x0c", 3); /* inc dword [rbx+12] (ctl->fired) */
+	emit(&e, "\x41\x89\xc0", 3); /* mov r8d, eax */
+	emit_mov_eax(&e, __NR_gettid);
+	emit_syscall(&e);
+	emit(&e, "\x89\xc6", 2);     /* mov esi, eax */
+	emit(&e, "\x44\x89\xc7", 3); /* mov edi, r8d */
+	emit(&e, "\x8b\x53\x04", 3); /* mov edx, [rbx+4] (ctl->sig) */
+	emit_mov_eax(&e, __NR_tgkill);
+	emit_syscall(&e);
+	emit(&e, "\x8b\x43\x08", 3); /* mov eax, [rbx+8] (ctl->ret) */
+	emit_u8(&e, 0x5b);	     /* pop rbx */
+	emit_u8(&e, 0xc3);	     /* ret */
+	not_ours = e.pos;
+	emit(&e, "\x31\xc0", 2); /* xor eax, eax */
+	emit_u8(&e, 0x5b);	 /* pop rbx */
+	emit_u8(&e, 0xc3);	 /* ret */
+	if (jne_at < len)
+		out[jne_at] = (uint8_t)(not_ours - (jne_at + 1));
+	return e.pos;
+}
+
+_Static_assert(offsetof(struct inject_tramp_ctl, pid) == 0, "trampoline reads pid at +0");
+_Static_assert(offsetof(struct inject_tramp_ctl, sig) == 4, "trampoline reads sig at +4");
+_Static_assert(offsetof(struct inject_tramp_ctl, ret) == 8, "trampoline reads ret at +8");
+_Static_assert(offsetof(struct inject_tramp_ctl, fired) == 12, "trampoline counts at +12");
+
+/* ----- choosing the signal ----- */
+
+static uint64_t status_mask(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	uint64_t v = 0;
+	size_t n = strlen(field);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':')
+			v = strtoull(line + n + 1, NULL, 16);
+	fclose(f);
+	return v;
+}
+
+int inject_pick_trap_signal(pid_t pid, int *sig)
+{
+	/* both are ignored by default: if we are gone when the stub runs, nothing happens */
+	static const int candidates[] = {SIGURG, SIGWINCH};
+	uint64_t caught = status_mask(pid, "SigCgt");
+
+	for (size_t i = 0; i < ARRAY_SIZE(candidates); i++) {
+		if (caught & (1ull << (candidates[i] - 1)))
+			continue;
+		*sig = candidates[i];
+		return 0;
+	}
+	return error("process %d handles both SIGURG and SIGWINCH; pyleakdb needs one of them at "
+		     "its default to run code in it safely",
+		     pid);
+}
+
+/* ----- system calls ----- */
+
+/* Any `syscall` instruction in executable memory will do: we execute just it. */
+static int find_syscall_insn(struct injector *ij)
+{
+	unsigned char *buf;
+	struct maps m;
+
+	if (ij->syscall_insn)
+		return 0;
+	if (maps_read(ij->task->pid, &m) < 0)
+		return -1;
+	buf = xmalloc(SYSCALL_SCAN_BYTES);
+	for (size_t i = 0; i < m.n && !ij->syscall_insn; i++) {
+		const struct map *mp = &m.v[i];
+		size_t len = mp->end - mp->start;
+		unsigned char *hit;
+
+		if (mp->perms[2] != 'x' || !strcmp(mp->path, "[vsyscall]"))
+			continue;
+		if (len > SYSCALL_SCAN_BYTES)
+			len = SYSCALL_SCAN_BYTES;
+		if (mem_read(ij->task, mp->start, buf, len) < 0)
+			continue;
+		hit = memmem(buf, len, ARCH_SYSCALL_INSN, ARCH_SYSCALL_LEN);
+		if (hit)
+			ij->syscall_insn = mp->start + (uint64_t)(hit - buf);
+	}
+	free(buf);
+	maps_release(&m);
+	if (!ij->syscall_insn)
+		return error("no syscall instruction found in the target's code");
+	return 0;
+}
+
+/* Async signals stay pending while we use a thread; faults, and our own trap, must reach us. */
+static uint64_t call_sigmask(int trap_sig)
+{
+	static const int sync[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT};
+	uint64_t mask = ~0ull;
+
+	for (size_t i = 0; i < ARRAY_SIZE(sync); i++)
+		mask &= ~(1ull << (sync[i] - 1));
+	if (trap_sig)
+		mask &= ~(1ull << (trap_sig - 1));
+	return mask;
+}
+
+static int prepare_thread(struct injector *ij, struct task_thread *thr)
+{
+	if (!thr->guarded) {
+		if (task_guard(ij->task, thr) < 0)
+			return -1;
+		/* a signal it was about to receive is delivered after we are done */
+		if (thr->stop == STOP_SIGNAL && thr->sig) {
+			thr->deferred_sig = thr->sig;
+			thr->sig = 0;
+		}
+	}
+	return task_set_sigmask(ij->task, thr, call_sigmask(ij->trap_sig));
+}
+
+int inject_syscall(struct injector *ij, struct task_thread *thr, long nr, const uint64_t *args,
+		   int nargs, uint64_t *ret)
+{
+	arch_regs r;
+	int w;
+
+	if (find_syscall_insn(ij) < 0 || prepare_thread(ij, thr) < 0)
+		return -1;
+	r = thr->guard_regs;
+	arch_set_syscall(&r, nr, args, nargs);
+	arch_set_pc(&r, ij->syscall_insn);
+	arch_clear_syscall_restart(&r);
+	if (task_set_regs(ij->task, thr, &r) < 0 || task_step_thread(ij->task, thr) < 0)
+		return -1;
+	w = task_wait_thread(ij->task, thr, SYSCALL_TIMEOUT_US);
+	if (w <= 0) {
+		if (w == 0) {
+			task_interrupt_thread(ij->task, thr);
+			task_wait_thread(ij->task, thr, SYSCALL_TIMEOUT_US);
+		}
+		if (thr->state == THR_STOPPED)
+			task_set_regs(ij->task, thr, &thr->guard_regs);
+		return error("the system call %ld in thread %d did not complete", nr, thr->tid);
+	}
+	if (thr->stop != STOP_TRAP) {
+		/* a fault, or a signal despite the mask: put it back and report */
+		int sig = thr->sig;
+
+		thr->sig = 0;
+		task_set_regs(ij->task, thr, &thr->guard_regs);
+		return error("the system call %ld in thread %d was interrupted by signal %d", nr,
+			     thr->tid, sig);
+	}
+	if (task_get_regs(ij->task, thr, &r) < 0)
+		return -1;
+	*ret = arch_return_value(&r);
+	return 0;
+}
+
+/* ----- the scratch mapping ----- */
+
+int inject_setup(struct injector *ij, struct task_thread *thr)
+{
+	uint8_t code[INJECT_CODE_SIZE];
+	uint64_t args[6], addr, r;
+	size_t n, stub_len;
+
+	if (ij->scratch)
+		return 0;
+	if (inject_pick_trap_signal(ij->task->pid, &ij->trap_sig) < 0)
+		return -1;
+	args[0] = 0;
+	args[1] = INJECT_CODE_SIZE + INJECT_DATA_SIZE;
+	args[2] = PROT_READ | PROT_WRITE;
+	args[3] = MAP_PRIVATE | MAP_ANONYMOUS;
+	args[4] = (uint64_t)-1;
+	args[5] = 0;
+	if (inject_syscall(ij, thr, __NR_mmap, args, 6, &addr) < 0)
+		return -1;
+	if (addr > (uint64_t)-4096)
+		return error("cannot map memory in the target: %s", strerror((int)-addr));
+	ij->scratch = addr;
+	ij->data = addr + INJECT_CODE_SIZE;
+
+	memset(code, 0xcc, sizeof(code)); /* anything we do not mean to run traps */
+	stub_len = inject_ret_stub_code(code, sizeof(code), ij->trap_sig);
+	ij->ret_stub = addr;
+	n = (stub_len + 15) & ~(size_t)15;
+	ij->pending_tramp = addr + n;
+	inject_tramp_code(code + n, sizeof(code) - n);
+	if (mem_write(ij->task, addr, code, sizeof(code)) < 0)
+		return -1;
+	/* the code page becomes read-only and executable; the data stays writable */
+	args[0] = addr;
+	args[1] = INJECT_CODE_SIZE;
+	args[2] = PROT_READ | PROT_EXEC;
+	if (inject_syscall(ij, thr, __NR_mprotect, args, 3, &r) < 0)
+		return -1;
+	if (r)
+		return error("cannot make pyleakdb's code page executable in the target: %s",
+			     strerror((int)-r));
+	return 0;
+}
+
+int inject_teardown(struct injector *ij, struct task_thread *thr)
+{
+	uint64_t args[2], r;
+
+	if (!ij->scratch)
+		return 0;
+	if (ij->pending_queued) {
+		/* the interpreter may still call our trampoline: its page must stay */
+		warning("a pending call never ran; leaving pyleakdb's %u KiB mapping at %#" PRIx64
+			" in the target (it is inert)",
+			(INJECT_CODE_SIZE + INJECT_DATA_SIZE) / 1024, ij->scratch);
+		return 0;
+	}
+	args[0] = ij->scratch;
+	args[1] = INJECT_CODE_SIZE + INJECT_DATA_SIZE;
+	if (inject_syscall(ij, thr, __NR_munmap, args, 2, &r) < 0)
+		return -1;
+	ij->scratch = 0;
+	return r ? error("cannot unmap pyleakdb's memory in the target") : 0;
+}
+
+int inject_put(struct injector *ij, size_t off, const void *buf, size_t len, uint64_t *addr)
+{
+	if (!ij->scratch)
+		BUG("inject_put before inject_setup");
+	if (off > INJECT_DATA_SIZE || len > INJECT_DATA_SIZE - off)
+		return error("%zu bytes do not fit in pyleakdb's %u KiB buffer in the target", len,
+			     INJECT_DATA_SIZE / 1024);
+	*addr = ij->data + off;
+	return mem_write(ij->task, *addr, buf, len);
+}
+
+int inject_owns_pc(const struct injector *ij, uint64_t pc)
+{
+	return ij->scratch && pc >= ij->scratch && pc < ij->scratch + INJECT_CODE_SIZE;
+}
+
+/* ----- function calls ----- */
+
+static int is_fault(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	       sig == SIGTRAP || sig == SIGSYS || sig == SIGABRT;
+}
+
+int inject_finish(struct injector *ij, struct task_thread *thr)
+{
+	(void)ij;
+	/* our trap signal is consumed; a real one we held back goes out on resume */
+	thr->sig = 0;
+	return task_unguard(ij->task, thr);
+}
+
+static void describe_fn(struct injector *ij, uint64_t fn, char *buf, size_t len)
+{
+	const struct symbol *sym;
+	uint64_t off;
+
+	if (modules_symbolize(ij->mods, fn, &sym, &off, NULL) == 0 && sym)
+		snprintf(buf, len, "%s", sym->name);
+	else
+		snprintf(buf, len, "%#" PRIx64, fn);
+}
+
+int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const uint64_t *args,
+		int nargs, uint64_t *ret)
+{
+	struct task *t = ij->task;
+	uint64_t sp, start = now_us();
+	sigset_t catch;
+	arch_regs r;
+	char name[128];
+	int warned = 0;
+
+	if (!ij->scratch)
+		BUG("inject_call before inject_setup");
+	if (nargs > ARCH_MAX_CALL_ARGS)
+		BUG("remote call with %d arguments", nargs);
+	if (prepare_thread(ij, thr) < 0)
+		return -1;
+	describe_fn(ij, fn, name, sizeof(name));
+	r = thr->guard_regs;
+	sp = arch_sp(&r) - ARCH_RED_ZONE - CALL_STACK_SLACK;
+	sp &= ~(uint64_t)(ARCH_STACK_ALIGN - 1);
+	sp -= sizeof(uint64_t); /* as if `call` had pushed the return address */
+	if (mem_write(t, sp, &ij->ret_stub, sizeof(ij->ret_stub)) < 0)
+		return error("cannot write to the stack of thread %d", thr->tid);
+	arch_set_sp(&r, sp);
+	arch_set_pc(&r, fn);
+	for (int i = 0; i < nargs; i++)
+		arch_set_call_arg(&r, i, args[i]);
+	r.rax = 0; /* no vector registers for variadic callees */
+	arch_clear_syscall_restart(&r);
+	if (task_set_regs(t, thr, &r) < 0)
+		return -1;
+	thr->sig = 0;
+	if (ij->others_run && task_resume_others(t, thr) < 0)
+		return -1;
+	if (task_resume_thread(t, thr, 0) < 0)
+		return -1;
+
+	sigemptyset(&catch);
+	sigaddset(&catch, ij->trap_sig);
+	for (int s = 1; s < 32; s++)
+		if (is_fault(s))
+			sigaddset(&catch, s);
+	for (;;) {
+		struct task_event ev;
+		arch_regs now;
+
+		if (task_wait(t, &catch, 100 * 1000, &ev) < 0)
+			return -1;
+		if (ev.kind == TEV_EXITED) {
+			char why[64];
+
+			return error("the target %s during a call to %s",
+				     task_end_reason(t, why, sizeof(why)), name);
+		}
+		if (ev.kind == TEV_EXEC)
+			return error("the target replaced its program during a call to %s", name);
+		if (ev.kind == TEV_TIMEOUT) {
+			if (!warned && (int64_t)(now_us() - start) > ij->call_timeout_us) {
+				note("the call to %s in thread %d has not returned after %lld s; waiting "
+				     "(Ctrl-C abandons it, which may leave the interpreter "
+				     "inconsistent)",
+				     name, thr->tid, (long long)(ij->call_timeout_us / 1000000));
+				warned = 1;
+			}
+			continue;
+		}
+		if (ev.kind == TEV_INTERRUPTED) {
+			task_interrupt_thread(t, thr);
+			task_wait_thread(t, thr, SYSCALL_TIMEOUT_US);
+			task_stop_all(t);
+			if (thr->state == THR_STOPPED)
+				task_set_regs(t, thr, &thr->guard_regs);
+			return error("interrupted: the call to %s in thread %d was abandoned", name,
+				     thr->tid);
+		}
+		if (ev.kind == TEV_GROUP_STOP)
+			continue;
+		if (ev.thr != thr) {
+			/* another thread's signal or trap is its own business */
+			task_resume_thread(t, ev.thr, ev.sig);
+			continue;
+		}
+		if (task_get_regs(t, thr, &now) < 0)
+			return -1;
+		if (ev.sig == ij->trap_sig && inject_owns_pc(ij, arch_pc(&now))) {
+			*ret = now.r12; /* the stub moved the return value there */
+			thr->sig = 0;
+			break;
+		}
+		if (ev.kind == TEV_TRAP || is_fault(ev.sig)) {
+			uint64_t addr = (uint64_t)thr->siginfo.si_addr;
+
+			thr->sig = 0;
+			if (ij->others_run)
+				task_stop_all(t);
+			task_set_regs(t, thr, &thr->guard_regs);
+			return error("the call to %s in thread %d faulted (signal %d at pc %#" PRIx64
+				     ", address %#" PRIx64 "); the thread was put back as it was",
+				     name, thr->tid, ev.sig, arch_pc(&now), addr);
+		}
+		/* an asynchronous signal got through: hold it back for later */
+		thr->deferred_sig = ev.sig;
+		task_resume_thread(t, thr, 0);
+	}
+	if (ij->others_run && task_stop_all(t) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+/*
+ * safepoint: choosing where running Python in the target is safe, and
+ * getting there.  See include/safepoint.h and doc/design.md.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "arch.h"
+#include "mem.h"
+#include "pyframes.h"
+#include "safepoint.h"
+#include "util.h"
+
+/* How long we wait for the main thread to reach a bytecode boundary before saying so. */
+#define PENDING_PATIENCE_US (500 * 1000)
+/* How many native frames above a futex wait we look at to see what waits. */
+#define FUTEX_LOOKUP_FRAMES 12
+/* Where the trampoline's control block lives in the data area. */
+#define CTL_OFFSET 0
+
+/* System calls that only wait: a thread blocked in one holds nothing we could need. */
+static const long waiting_syscalls[] = {
+	__NR_select,	     __NR_pselect6,	__NR_poll,	  __NR_ppoll,
+	__NR_epoll_wait,     __NR_epoll_pwait,	__NR_nanosleep,	  __NR_clock_nanosleep,
+	__NR_read,	     __NR_readv,	__NR_recvfrom,	  __NR_recvmsg,
+	__NR_accept,	     __NR_accept4,	__NR_wait4,	  __NR_waitid,
+	__NR_pause,	     __NR_rt_sigtimedwait, __NR_rt_sigsuspend, __NR_futex,
+	__NR_restart_syscall,
+};
+
+/*
+ * A futex is a wait on some lock.  It is safe only when the waiting code is
+ * CPython's own lock or GIL acquisition, which hold nothing else; a futex
+ * under a C library's mutex may be a lock our code would need.
+ */
+static const char *const python_waits[] = {
+	"PyThread_acquire_lock_timed", "PyThread_acquire_lock", "PyEval_RestoreThread",
+	"PyEval_AcquireThread",	       "take_gil",	       "_PyEval_EvalFrameDefault",
+	"PyEval_AcquireLock",	       "_PyThreadState_Attach",
+};
+
+int pyapi_resolve(struct pyapi *api, struct pyinterp *pi)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+		int optional;
+	} want[] = {
+		{"PyGILState_Ensure", offsetof(struct pyapi, gil_ensure), 0},
+		{"PyGILState_Release", offsetof(struct pyapi, gil_release), 0},
+		{"PyErr_Fetch", offsetof(struct pyapi, err_fetch), 0},
+		{"PyErr_Restore", offsetof(struct pyapi, err_restore), 0},
+		{"PyErr_Clear", offsetof(struct pyapi, err_clear), 0},
+		{"PyDict_New", offsetof(struct pyapi, dict_new), 0},
+		{"PyDict_SetItemString", offsetof(struct pyapi, dict_set_item_string), 0},
+		{"PyDict_Clear", offsetof(struct pyapi, dict_clear), 0},
+		{"PyEval_GetBuiltins", offsetof(struct pyapi, eval_get_builtins), 0},
+		{"Py_CompileString", offsetof(struct pyapi, compile_string), 0},
+		{"PyEval_EvalCode", offsetof(struct pyapi, eval_code), 0},
+		{"Py_DecRef", offsetof(struct pyapi, decref), 0},
+		{"Py_AddPendingCall", offsetof(struct pyapi, add_pending_call), 0},
+	};
+	struct symtab *st = module_symtab(&pi->mods, pi->pymod);
+
+	memset(api, 0, sizeof(*api));
+	if (!st)
+		return error("cannot read the interpreter's symbols");
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		const struct symbol *s = symtab_find(st, want[i].name);
+
+		if (!s) {
+			if (want[i].optional)
+				continue;
+			return error("the interpreter does not export %s; cannot run code in it",
+				     want[i].name);
+		}
+		*(uint64_t *)((char *)api + want[i].off) = s->value + pi->pymod->bias;
+	}
+	/* glibc's, for trim; absent with another libc */
+	if (modules_lookup(&pi->mods, "malloc_trim", &api->malloc_trim, NULL) < 0)
+		api->malloc_trim = 0;
+	return 0;
+}
+
+static int is_waiting_syscall(long nr)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(waiting_syscalls); i++)
+		if (waiting_syscalls[i] == nr)
+			return 1;
+	return 0;
+}
+
+/* Is this futex wait CPython waiting for a lock or the GIL?  Judged from the native stack. */
+static int futex_is_python_wait(struct pyinterp *pi, struct unwinder *unw, struct task_thread *thr)
+{
+	struct native_stack ns;
+	int verdict = 0;
+
+	if (unwinder_backtrace(unw, thr, &ns) < 0)
+		return 0;
+	for (size_t i = 1; i < ns.n && i < FUTEX_LOOKUP_FRAMES; i++) {
+		const struct native_frame *f = &ns.v[i];
+
+		/* the C library's wait functions lead up to whoever waits */
+		if (!f->module || strcmp(f->module, pi->pymod->path))
+			continue;
+		if (!f->symbol)
+			continue; /* a static function of a stripped interpreter: look further */
+		for (size_t j = 0; j < ARRAY_SIZE(python_waits); j++)
+			if (!strcmp(f->symbol, python_waits[j]))
+				verdict = 1;
+		break;
+	}
+	native_stack_release(&ns);
+	return verdict;
+}
+
+static int has_python_frames(struct pyinterp *pi, uint64_t tstate)
+{
+	struct pystack ps;
+	int n;
+
+	if (py_stack(pi, tstate, &ps) < 0 && !ps.n) {
+		pystack_release(&ps);
+		return 0;
+	}
+	n = (int)ps.n;
+	pystack_release(&ps);
+	return n > 0;
+}
+
+static const char *syscall_label(long nr)
+{
+	switch (nr) {
+	case __NR_select:
+	case __NR_pselect6:
+		return "select";
+	case __NR_poll:
+	case __NR_ppoll:
+		return "poll";
+	case __NR_epoll_wait:
+	case __NR_epoll_pwait:
+		return "epoll_wait";
+	case __NR_nanosleep:
+	case __NR_clock_nanosleep:
+		return "sleep";
+	case __NR_futex:
+		return "a lock wait";
+	default:
+		return "a blocking system call";
+	}
+}
+
+/* The best thread blocked in a waiting syscall with the GIL released, or NULL. */
+static struct task_thread *pick_blocked(struct pyinterp *pi, struct unwinder *unw,
+					struct pythread *pts, size_t npts, struct safepoint *sp)
+{
+	struct task_thread *best = NULL;
+	int best_score = 0;
+
+	for (size_t i = 0; i < npts; i++) {
+		struct task_thread *thr = pts[i].tid ? task_thread_by_tid(pi->task, pts[i].tid) : NULL;
+		arch_regs regs;
+		long nr;
+		int score;
+
+		if (!thr || thr->state != THR_STOPPED || pts[i].holds_gil)
+			continue;
+		if (task_get_regs(pi->task, thr, &regs) < 0)
+			continue;
+		nr = arch_orig_syscall(&regs);
+		if (nr < 0 || !is_waiting_syscall(nr))
+			continue;
+		/* a futex, or an interrupted wait resumed (which may be one), must be CPython's */
+		if ((nr == __NR_futex || nr == __NR_restart_syscall) &&
+		    !futex_is_python_wait(pi, unw, thr))
+			continue;
+		if (!has_python_frames(pi, pts[i].tstate))
+			continue;
+		/* another thread than the main one: the main thread handles Python's signals, and
+		 * a handler run inside our code would be ours to swallow */
+		score = pts[i].is_main ? 1 : 2;
+		if (score > best_score) {
+			best = thr;
+			best_score = score;
+			snprintf(sp->where, sizeof(sp->where), "thread %d%s, blocked in %s", thr->tid,
+				 pts[i].is_main ? " (MainThread)" : "", syscall_label(nr));
+		}
+	}
+	return best;
+}
+
+static struct pythread *main_pythread(struct pythread *pts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pts[i].is_main)
+			return &pts[i];
+	return n ? &pts[0] : NULL;
+}
+
+/* Queue our trampoline as a pending call and let the main thread run into it. */
+static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct pyapi *api,
+			 struct pythread *pts, size_t npts, struct safepoint *sp)
+{
+	struct task *t = pi->task;
+	struct pythread *mainpt = main_pythread(pts, npts);
+	struct task_thread *caller = NULL, *mainthr;
+	struct inject_tramp_ctl ctl = {0};
+	uint64_t ctl_addr, args[2], r, start;
+	sigset_t catch;
+	int said = 0;
+
+	if (!mainpt || !mainpt->tid || !(mainthr = task_thread_by_tid(t, mainpt->tid)))
+		return error("cannot find the main Python thread");
+	/* Py_AddPendingCall takes only the queue's lock; any thread in a syscall is not
+	 * inside it, and the main thread will do otherwise */
+	for (size_t i = 0; i < t->nthr && !caller; i++) {
+		arch_regs regs;
+
+		if (t->thr[i]->state == THR_STOPPED && task_get_regs(t, t->thr[i], &regs) == 0 &&
+		    arch_orig_syscall(&regs) >= 0)
+			caller = t->thr[i];
+	}
+	if (!caller)
+		caller = mainthr;
+	if (inject_setup(ij, caller) < 0)
+		return -1;
+	ctl.pid = t->pid;
+	ctl.sig = ij->trap_sig;
+	if (inject_put(ij, CTL_OFFSET, &ctl, sizeof(ctl), &ctl_addr) < 0)
+		return -1;
+	args[0] = ij->pending_tramp;
+	args[1] = ctl_addr;
+	if (inject_call(ij, caller, api->add_pending_call, args, 2, &r) < 0) {
+		inject_finish(ij, caller);
+		return -1;
+	}
+	inject_finish(ij, caller);
+	if ((int)r != 0)
+		return error("the interpreter's queue of pending calls is full; try again");
+	ij->pending_queued = 1;
+
+	snprintf(sp->where, sizeof(sp->where), "thread %d (MainThread), between two bytecodes",
+		 mainthr->tid);
+	sigemptyset(&catch);
+	sigaddset(&catch, ij->trap_sig);
+	start = now_us();
+	if (task_resume_all(t) < 0)
+		return -1;
+	for (;;) {
+		struct task_event ev;
+		arch_regs regs;
+
+		if (task_wait(t, &catch, 100 * 1000, &ev) < 0)
+			return -1;
+		if (ev.kind == TEV_EXITED) {
+			char why[64];
+
+			return error("the target %s while we waited for a safe point",
+				     task_end_reason(t, why, sizeof(why)));
+		}
+		if (ev.kind == TEV_INTERRUPTED) {
+			task_stop_all(t);
+			return error("interrupted while waiting for a safe point (the queued call is "
+				     "inert and stays until the interpreter runs it)");
+		}
+		if (ev.kind == TEV_TIMEOUT) {
+			if (!said && now_us() - start > PENDING_PATIENCE_US) {
+				note("waiting for a safe point: the main thread (%d) has not reached a "
+				     "bytecode boundary yet (a long C call?); Ctrl-C gives up",
+				     mainthr->tid);
+				said = 1;
+			}
+			continue;
+		}
+		if (ev.kind == TEV_EXEC)
+			return error("the target replaced its program");
+		if (ev.kind != TEV_SIGNAL || task_get_regs(t, ev.thr, &regs) < 0 ||
+		    !inject_owns_pc(ij, arch_pc(&regs))) {
+			/* not ours: let it go on */
+			if (ev.thr)
+				task_resume_thread(t, ev.thr, ev.sig);
+			continue;
+		}
+		ij->pending_queued = 0; /* the interpreter took it off its queue to run it */
+		sp->thr = ev.thr;
+		ev.thr->sig = 0;
+		break;
+	}
+	if (task_stop_all(t) < 0)
+		return -1;
+	sp->kind = SAFEPOINT_PENDING;
+	return 0;
+}
+
+int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *unw,
+		    const struct pyapi *api, struct safepoint *sp)
+{
+	struct pythread *pts;
+	size_t npts;
+	struct task_thread *thr;
+	int ret;
+
+	memset(sp, 0, sizeof(*sp));
+	if (pi->task->job_stopped)
+		return error("process %d is stopped by job control (SIGSTOP); send it SIGCONT "
+			     "before running code in it",
+			     pi->task->pid);
+	if (py_threads(pi, &pts, &npts) < 0)
+		return -1;
+	if (!npts) {
+		free(pts);
+		return error("the interpreter has no threads (finalising?)");
+	}
+	thr = pick_blocked(pi, unw, pts, npts, sp);
+	if (thr) {
+		sp->kind = SAFEPOINT_BLOCKED;
+		sp->thr = thr;
+		free(pts);
+		if (inject_setup(ij, thr) < 0)
+			return -1;
+		if (inject_call(ij, thr, api->gil_ensure, NULL, 0, &sp->gstate) < 0) {
+			inject_finish(ij, thr);
+			return -1;
+		}
+		return 0;
+	}
+	ret = enter_pending(ij, pi, api, pts, npts, sp);
+	free(pts);
+	return ret;
+}
+
+int safepoint_leave(struct injector *ij, const struct pyapi *api, struct safepoint *sp)
+{
+	int ret = 0;
+
+	if (sp->kind == SAFEPOINT_NONE)
+		return 0;
+	if (sp->kind == SAFEPOINT_BLOCKED) {
+		uint64_t arg = sp->gstate, r;
+
+		if (inject_call(ij, sp->thr, api->gil_release, &arg, 1, &r) < 0)
+			ret = -1;
+	}
+	if (inject_finish(ij, sp->thr) < 0)
+		ret = -1;
+	sp->kind = SAFEPOINT_NONE;
+	return ret;
+}
