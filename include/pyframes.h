@@ -18,6 +18,12 @@
 #define PY_THREADS_MAX 4096
 #define PY_FRAMES_MAX 10000
 
+/* Thread names are cut to this many characters (then end in "...") */
+#define PY_THREAD_NAME_CHARS 64
+/* ... which take at most 4 bytes each in UTF-8, then "..." and the NUL */
+#define PY_UTF8_CHAR_MAX    4
+#define PY_THREAD_NAME_SIZE (PY_THREAD_NAME_CHARS * PY_UTF8_CHAR_MAX + sizeof("..."))
+
 struct pythread {
 	uint64_t tstate;
 	uint64_t interp;
@@ -26,6 +32,16 @@ struct pythread {
 	int holds_gil;
 	int is_main;
 	int interp_id;
+	/*
+	 * The threading module's name of the thread ("MainThread",
+	 * "Thread-3 (worker)"), when has_name: UTF-8 from the target, raw
+	 * bytes to escape before printing.  Kept in the struct, so that
+	 * freeing the array frees it.  Unknown (has_name 0, name "") when
+	 * threading is not imported, does not know the thread, or its
+	 * objects do not check out.
+	 */
+	int has_name;
+	char name[PY_THREAD_NAME_SIZE];
 };
 
 struct pyframe {
@@ -47,8 +63,9 @@ struct pystack {
 };
 
 /*
- * The Python threads of every interpreter, matched to OS threads.  The
- * target must be stopped.  The caller frees *out.
+ * The Python threads of every interpreter, matched to OS threads and
+ * named after the threading module (read once per interpreter per call).
+ * The target must be stopped.  The caller frees *out.
  */
 int py_threads(struct pyinterp *pi, struct pythread **out, size_t *n);
 

@@ -45,6 +45,7 @@ struct pyinterp {
 	int layout_from_debug_offsets;
 	/* the interpreter's own type objects, to check what we read */
 	uint64_t type_code, type_str, type_bytes, type_tuple, type_dict, type_long, type_frame;
+	uint64_t type_module;
 	/* _PyEval_EvalFrameDefault (and its .cold part): native frames we replace */
 	struct {
 		uint64_t lo, hi;
@@ -69,6 +70,11 @@ int pyinterp_refresh_maps(struct pyinterp *pi);
 
 /* The first interpreter (PyInterpreterState *), 0 when none (not initialised yet). */
 int py_first_interp(struct pyinterp *pi, uint64_t *interp);
+/*
+ * Where the GIL's own state (its mutexes and condition variables) lives for
+ * this interpreter: [*lo, *hi).  0, or -1 when it cannot be told.
+ */
+int py_gil_range(struct pyinterp *pi, uint64_t interp, uint64_t *lo, uint64_t *hi);
 /* Is the address inside _PyEval_EvalFrameDefault? */
 int py_is_eval_frame(const struct pyinterp *pi, uint64_t pc);
 
@@ -84,7 +90,50 @@ int py_str(struct pyinterp *pi, uint64_t obj, size_t max_chars, struct strbuf *o
 int py_bytes(struct pyinterp *pi, uint64_t obj, size_t max, struct strbuf *out);
 /* A small int; -1 when not an int or it does not fit. */
 int py_long(struct pyinterp *pi, uint64_t obj, int64_t *out);
-/* dict[key] for a str key, in a dict with a combined table; 0 found, 1 absent, -1 error. */
+/* dict[key] for an ASCII str key (combined or split table); 0 found, 1 absent, -1 error. */
 int py_dict_get_str(struct pyinterp *pi, uint64_t dict, const char *key, uint64_t *value);
+
+/*
+ * Called by py_dict_each() for each key and value (both non-NULL) of a
+ * dict; returns 0 to go on, or a positive number to stop the walk.
+ */
+typedef int (*py_dict_fn)(struct pyinterp *pi, uint64_t key, uint64_t value, void *arg);
+/*
+ * Every entry of a dict, in table order, at most a bounded number: -1 when
+ * the dict cannot be read (possibly after some entries), 0 when all were
+ * seen, or what fn returned to stop.
+ */
+int py_dict_each(struct pyinterp *pi, uint64_t dict, py_dict_fn fn, void *arg);
+
+/*
+ * obj.name, looked up in the instance's own attributes only (its __dict__,
+ * wherever the version keeps it: no descriptors, no class attributes, no
+ * code run): 0 found, 1 absent, -1 when the object cannot be read.
+ */
+int py_instance_attr(struct pyinterp *pi, uint64_t obj, const char *name, uint64_t *value);
+
+/* ----- threading ----- */
+
+/* At most this many names are read from threading._active. */
+#define PY_THREAD_NAMES_MAX 4096
+
+struct py_thread_name {
+	uint64_t ident; /* threading.get_ident(): the thread's pthread_t */
+	char *name; /* Thread.name as UTF-8: raw bytes, escape before printing */
+};
+
+/*
+ * The threading module's names of the threads of one interpreter: the
+ * Thread objects of sys.modules['threading']._active (ident -> Thread) and
+ * their _name, each cut to max_chars characters.  Threads that threading
+ * does not know (no threading imported, threads started with _thread) are
+ * simply absent.  Nothing is printed: the target is untrusted, and any
+ * object that does not check out leaves its thread unnamed.  Returns 0
+ * (even with no names), or -1 when the threading module could not be
+ * read; *out is always to be freed with py_thread_names_release().
+ */
+int py_thread_names(struct pyinterp *pi, uint64_t interp, size_t max_chars,
+		    struct py_thread_name **out, size_t *n);
+void py_thread_names_release(struct py_thread_name *v, size_t n);
 
 #endif

@@ -54,6 +54,19 @@ struct py_layout {
 	int long_shift;
 	/* 3.12+: ints are tagged (lv_tag), before: ob_size carries sign and size */
 	int long_tagged;
+	/* 3.12+: lv_tag is (digit count << long_non_size_bits) | sign, where
+	 * (lv_tag & long_sign_mask) == long_sign_negative for a negative int */
+	int long_non_size_bits;
+	int long_sign_mask;
+	int long_sign_negative;
+	/* tp_flags bits of types whose instances keep their attributes
+	 * outside a dict at tp_dictoffset: Py_TPFLAGS_MANAGED_DICT (3.11+),
+	 * Py_TPFLAGS_INLINE_VALUES (3.13+) */
+	int tpflags_managed_dict;
+	int tpflags_inline_values;
+	/* 3.12: the managed dict-or-values word holds, when this bit is set,
+	 * a PyDictValues * minus this bit (PyDictOrValues) */
+	int dorv_values_tag;
 
 	struct {
 		int32_t size; /* sizeof(_PyRuntimeState) */
@@ -63,6 +76,7 @@ struct py_layout {
 		int32_t main_thread; /* unsigned long: pthread_t of the main thread */
 		int32_t gil_locked; /* 3.8 - 3.11: _PyRuntime.ceval.gil.locked (int) */
 		int32_t gil_last_holder; /* 3.8 - 3.11: _PyRuntime.ceval.gil.last_holder (PyThreadState *) */
+		int32_t gil; /* 3.7 - 3.11: the struct _gil_runtime_state embedded in _PyRuntime */
 	} runtime;
 
 	struct {
@@ -78,6 +92,7 @@ struct py_layout {
 
 	/* struct _gil_runtime_state, reached through interp.ceval_gil (3.12+) */
 	struct {
+		int32_t size; /* sizeof(struct _gil_runtime_state), 3.7+: its locks live inside */
 		int32_t locked; /* int */
 		int32_t last_holder; /* PyThreadState * */
 	} gil;
@@ -148,6 +163,13 @@ struct py_layout {
 		int32_t refcnt; /* ob_refcnt */
 		int32_t type; /* ob_type */
 		int32_t size; /* ob_size, PyVarObject */
+		/* Instances of Py_TPFLAGS_MANAGED_DICT types keep words BEFORE
+		 * the object (these count bytes back from it, so are positive):
+		 * the dict pointer (3.11, 3.13+) or the tagged dict-or-values
+		 * word (3.12) */
+		int32_t managed_dict_before;
+		/* 3.11: the PyDictValues * (attributes without a dict) */
+		int32_t values_before;
 	} object;
 
 	/* PyTypeObject (and PyHeapTypeObject) */
@@ -168,6 +190,11 @@ struct py_layout {
 	struct {
 		int32_t sval; /* PyBytesObject.ob_sval */
 	} bytes;
+
+	/* PyModuleObject */
+	struct {
+		int32_t dict; /* md_dict */
+	} module;
 
 	/* str: state is a bitfield; the shifts are found by the probe */
 	struct {
@@ -210,7 +237,21 @@ struct py_layout {
 		int32_t indices; /* dk_indices: the index table */
 		int32_t entry_size; /* sizeof(PyDictKeyEntry) */
 		int32_t unicode_entry_size; /* sizeof(PyDictUnicodeEntry), 3.11+ */
+		int32_t entry_key; /* PyDictKeyEntry.me_key */
+		int32_t entry_value; /* PyDictKeyEntry.me_value */
+		int32_t unicode_entry_key; /* PyDictUnicodeEntry.me_key, 3.11+ */
+		int32_t unicode_entry_value; /* PyDictUnicodeEntry.me_value, 3.11+ */
 	} dictkeys;
+
+	/*
+	 * PyDictValues: the values of a split table, value i going with entry
+	 * i of the shared keys.  Up to 3.10 ma_values is the PyObject **
+	 * array itself, so values is PYOFF_NONE there.
+	 */
+	struct {
+		int32_t values; /* values[], 3.11+ */
+		int32_t valid; /* uint8_t: inline values still hold the attributes, 3.13+ */
+	} dictvalues;
 };
 
 /* All generated descriptors, oldest first. */

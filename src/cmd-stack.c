@@ -147,7 +147,9 @@ static json_t *thread_header(struct session *s, struct thread_view *tv)
 	json_object_set_new(o, "python", json_boolean(tv->py != NULL));
 	if (tv->py) {
 		json_object_set_new(o, "holds_gil", json_boolean(tv->py->holds_gil));
-		if (tv->py->is_main)
+		if (tv->py->has_name)
+			json_object_set_new(o, "python_name", json_target_cstr(tv->py->name));
+		else if (tv->py->is_main)
 			json_object_set_new(o, "python_name", json_string("MainThread"));
 		json_object_set_new(o, "thread_state", json_hex(tv->py->tstate));
 		json_object_set_new(o, "thread_ident", json_integer((json_int_t)tv->py->thread_id));
@@ -433,13 +435,31 @@ int cmd_info_threads(struct cmd_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static const char *python_label(const json_t *t)
+{
+	if (json_object_get(t, "python_name"))
+		return esc_member(t, "python_name");
+	return json_is_true(json_object_get(t, "python")) ? "(python)" : "-";
+}
+
 void render_info_threads(const json_t *r)
 {
 	const json_t *threads = json_object_get(r, "threads"), *t;
 	size_t i;
+	int wname = 6, wpy = 6;
 
-	out_printf("  %-8s %-16s %-22s %-4s %-14s %s\n", "TID", "NAME", "STATE", "GIL", "PYTHON",
-		   "INNERMOST PYTHON FRAME");
+	/* widths from the data: thread names are the program's, of any length */
+	json_array_foreach(threads, i, t)
+	{
+		int a = (int)strlen(esc_member(t, "os_name")), b = (int)strlen(python_label(t));
+
+		wname = a > wname ? a : wname;
+		wpy = b > wpy ? b : wpy;
+	}
+	wname = wname > 32 ? 32 : wname;
+	wpy = wpy > 40 ? 40 : wpy;
+	out_printf("  %-8s %-*s %-20s %-4s %-*s %s\n", "TID", wname, "NAME", "STATE", "GIL", wpy,
+		   "PYTHON", "INNERMOST PYTHON FRAME");
 	json_array_foreach(threads, i, t)
 	{
 		const json_t *in = json_object_get(t, "innermost");
@@ -453,14 +473,11 @@ void render_info_threads(const json_t *r)
 		if (in)
 			snprintf(where, sizeof(where), "%s (%s:%lld)", esc_member(in, "function"),
 				 esc_member(in, "file"), json_int_member(in, "line", -1));
-		out_printf("%c %-8lld %-16s %-22s %-4s %-14s %s\n",
+		out_printf("%c %-8lld %-*s %-20s %-4s %-*s %s\n",
 			   json_is_true(json_object_get(t, "holds_gil")) ? '*' : ' ',
-			   json_int_member(t, "tid", 0), esc_member(t, "os_name"), state,
-			   json_is_true(json_object_get(t, "holds_gil")) ? "yes" : "",
-			   json_object_get(t, "python_name")
-				   ? esc_member(t, "python_name")
-				   : (json_is_true(json_object_get(t, "python")) ? "(python)" : "-"),
-			   where);
+			   json_int_member(t, "tid", 0), wname, esc_member(t, "os_name"), state,
+			   json_is_true(json_object_get(t, "holds_gil")) ? "yes" : "", wpy,
+			   python_label(t), where);
 	}
 }
 

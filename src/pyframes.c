@@ -318,6 +318,26 @@ static uint64_t gil_holder(struct pyinterp *pi, uint64_t interp)
 	return holder;
 }
 
+/* Name the threads v[0..n) of one interpreter after its threading module. */
+static void name_threads(struct pyinterp *pi, uint64_t interp, struct pythread *v, size_t n)
+{
+	struct py_thread_name *names;
+	size_t nnames;
+
+	/* a failure only leaves threads unnamed: names are a nicety, never an error */
+	py_thread_names(pi, interp, PY_THREAD_NAME_CHARS, &names, &nnames);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < nnames; j++) {
+			if (names[j].ident != v[i].thread_id)
+				continue;
+			snprintf(v[i].name, sizeof(v[i].name), "%s", names[j].name);
+			v[i].has_name = 1;
+			break;
+		}
+	}
+	py_thread_names_release(names, nnames);
+}
+
 int py_threads(struct pyinterp *pi, struct pythread **out, size_t *n)
 {
 	const struct py_layout *L = &pi->L;
@@ -335,6 +355,7 @@ int py_threads(struct pyinterp *pi, struct pythread **out, size_t *n)
 	while (interp && interps++ < INTERPS_MAX) {
 		uint64_t ts, holder = gil_holder(pi, interp);
 		int64_t id = 0;
+		size_t first = count;
 
 		if (L->interp.id >= 0)
 			mem_read(pi->task, interp + (uint64_t)L->interp.id, &id, sizeof(id));
@@ -380,6 +401,8 @@ int py_threads(struct pyinterp *pi, struct pythread **out, size_t *n)
 				if (v[j].tstate == ts)
 					ts = 0;
 		}
+		if (count > first)
+			name_threads(pi, interp, v + first, count - first);
 		if (L->interp.next < 0 ||
 		    py_read_ptr(pi, interp + (uint64_t)L->interp.next, &interp) < 0)
 			break;

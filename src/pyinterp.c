@@ -19,6 +19,22 @@
 #define STR_BYTES_MAX (1u << 20)
 #define DICT_ENTRIES_MAX (1u << 20)
 #define INTERPS_MAX 256
+/* No dict entry is larger: {hash, key, value} is three pointers. */
+#define DICT_ENTRY_MAX 64
+/* Attribute and key names we look up ourselves ("_active", "threading"). */
+#define KEY_CHARS_MAX 64
+/* Nothing we read an attribute of is larger (tp_basicsize, tp_dictoffset). */
+#define OBJECT_SIZE_MAX (1u << 20)
+/* Deeper tp_base chains than this are corrupt. */
+#define TYPE_DEPTH_MAX 64
+/* Entries of threading._active looked at, thread or not. */
+#define THREAD_ENTRIES_MAX (4 * PY_THREAD_NAMES_MAX)
+/* Pointers in the target: pyleakdb reads x86-64 processes. */
+#define PTR_BYTES sizeof(uint64_t)
+/* dk_kind of 3.11+ keys whose entries carry the hash (DICT_KEYS_GENERAL). */
+#define DICT_KEYS_GENERAL 0
+/* the largest log2 of a keys object's index table we believe */
+#define DICT_LOG2_INDEX_BYTES_MAX 40
 /* Py_TPFLAGS_UNICODE_SUBCLASS and friends: tp_flags bits that are part of the stable ABI */
 #define TPFLAGS_LONG_SUBCLASS	 (1ul << 24)
 #define TPFLAGS_BYTES_SUBCLASS	 (1ul << 27)
@@ -243,6 +259,42 @@ static void find_eval_ranges(struct pyinterp *pi)
 	}
 }
 
+int py_gil_range(struct pyinterp *pi, uint64_t interp, uint64_t *lo, uint64_t *hi)
+{
+	static const char *const statics36[] = {"gil_cond", "gil_mutex", "switch_cond",
+						"switch_mutex"};
+	const struct py_layout *L = &pi->L;
+	uint64_t base = 0;
+
+	if (L->interp.ceval_gil >= 0) {
+		/* 3.12+: each interpreter points at the GIL it uses */
+		if (py_read_ptr(pi, interp + (uint64_t)L->interp.ceval_gil, &base) < 0 || !base)
+			return -1;
+	} else if (L->runtime.gil >= 0 && pi->runtime) {
+		base = pi->runtime + (uint64_t)L->runtime.gil;
+	}
+	if (base && L->gil.size > 0) {
+		*lo = base;
+		*hi = base + (uint64_t)L->gil.size;
+		return 0;
+	}
+	/* 3.6: file-local variables of ceval_gil.h, found by their symbols */
+	*lo = UINT64_MAX;
+	*hi = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(statics36); i++) {
+		struct symtab *st = module_symtab(&pi->mods, pi->pymod);
+		const struct symbol *sym = st ? symtab_find(st, statics36[i]) : NULL;
+
+		if (!sym)
+			return -1;
+		if (sym->value + pi->pymod->bias < *lo)
+			*lo = sym->value + pi->pymod->bias;
+		if (sym->value + sym->size + pi->pymod->bias > *hi)
+			*hi = sym->value + sym->size + pi->pymod->bias;
+	}
+	return 0;
+}
+
 int py_is_eval_frame(const struct pyinterp *pi, uint64_t pc)
 {
 	for (int i = 0; i < pi->neval; i++)
@@ -423,6 +475,7 @@ int pyinterp_open(struct pyinterp *pi, struct task *t)
 	pi->type_dict = sym_addr(pi, "PyDict_Type");
 	pi->type_long = sym_addr(pi, "PyLong_Type");
 	pi->type_frame = sym_addr(pi, "PyFrame_Type");
+	pi->type_module = sym_addr(pi, "PyModule_Type");
 	find_eval_ranges(pi);
 	return 0;
 }
@@ -604,11 +657,13 @@ int py_long(struct pyinterp *pi, uint64_t obj, int64_t *out)
 	if (L->long_tagged) {
 		uint64_t tag;
 
-		/* lv_tag: low 2 bits the sign (0 positive, 1 zero, 2 negative), >> 3 the size */
-		if (mem_read_u64(pi->task, obj + (uint64_t)L->long_.lv_tag, &tag) < 0)
+		/* lv_tag: the sign in the low bits, the digit count above them */
+		if (L->long_non_size_bits <= 0 || L->long_non_size_bits >= 64 ||
+		    L->long_sign_mask < 0 || L->long_sign_negative < 0 ||
+		    mem_read_u64(pi->task, obj + (uint64_t)L->long_.lv_tag, &tag) < 0)
 			return -1;
-		ndigits = tag >> 3;
-		negative = (tag & 3) == 2;
+		ndigits = tag >> L->long_non_size_bits;
+		negative = (tag & (uint64_t)L->long_sign_mask) == (uint64_t)L->long_sign_negative;
 	} else {
 		int64_t size;
 
@@ -629,30 +684,53 @@ int py_long(struct pyinterp *pi, uint64_t obj, int64_t *out)
 	return 0;
 }
 
-/* The entries of a dict's keys object: where they start, how many, how large. */
-static int dict_entries(struct pyinterp *pi, uint64_t keys, uint64_t *entries, int64_t *n,
-			size_t *entry_size)
+/* ----- dicts ----- */
+
+/*
+ * The table of a dict's keys object: its entries and, for a split table
+ * (instance attributes), the values array apart, values[i] going with
+ * entry i.
+ */
+struct dict_table {
+	uint64_t entries; /* the first entry */
+	int64_t n; /* entries used so far, deleted ones included (dk_nentries) */
+	size_t entry_size;
+	int32_t key_off, value_off; /* within an entry */
+	uint64_t values; /* split table: the values array; 0 when combined */
+};
+
+static int dict_table_open(struct pyinterp *pi, uint64_t keys, uint64_t values,
+			   struct dict_table *t)
 {
 	const struct py_layout *L = &pi->L;
 	uint64_t index_bytes;
 
-	if (mem_read(pi->task, keys + (uint64_t)L->dictkeys.nentries, n, sizeof(*n)) < 0)
+	memset(t, 0, sizeof(*t));
+	if (!keys || L->dictkeys.nentries < 0 || L->dictkeys.indices < 0 ||
+	    L->dictkeys.entry_key < 0 || L->dictkeys.entry_value < 0)
 		return -1;
-	if (*n < 0 || *n > DICT_ENTRIES_MAX)
+	if (mem_read(pi->task, keys + (uint64_t)L->dictkeys.nentries, &t->n, sizeof(t->n)) < 0)
 		return -1;
-	*entry_size = (size_t)L->dictkeys.entry_size;
+	if (t->n < 0 || t->n > DICT_ENTRIES_MAX)
+		return -1;
+	t->entry_size = (size_t)L->dictkeys.entry_size;
+	t->key_off = L->dictkeys.entry_key;
+	t->value_off = L->dictkeys.entry_value;
 	if (L->dictkeys.log2_index_bytes >= 0) {
-		uint8_t log2, kind = 0;
+		uint8_t log2, kind = DICT_KEYS_GENERAL;
 
 		if (mem_read_u8(pi->task, keys + (uint64_t)L->dictkeys.log2_index_bytes, &log2) < 0 ||
-		    log2 > 40)
+		    log2 > DICT_LOG2_INDEX_BYTES_MAX)
 			return -1;
 		if (L->dictkeys.kind >= 0 &&
 		    mem_read_u8(pi->task, keys + (uint64_t)L->dictkeys.kind, &kind) < 0)
 			return -1;
-		/* DICT_KEYS_GENERAL (0) entries carry the hash; unicode and split ones do not */
-		if (kind != 0 && L->dictkeys.unicode_entry_size > 0)
-			*entry_size = (size_t)L->dictkeys.unicode_entry_size;
+		/* general entries carry the hash; unicode and split ones do not */
+		if (kind != DICT_KEYS_GENERAL && L->dictkeys.unicode_entry_size > 0) {
+			t->entry_size = (size_t)L->dictkeys.unicode_entry_size;
+			t->key_off = L->dictkeys.unicode_entry_key;
+			t->value_off = L->dictkeys.unicode_entry_value;
+		}
 		index_bytes = 1ull << log2;
 	} else {
 		int64_t size;
@@ -665,48 +743,304 @@ static int dict_entries(struct pyinterp *pi, uint64_t keys, uint64_t *entries, i
 		width = size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffffll ? 4 : 8;
 		index_bytes = (uint64_t)size * (uint64_t)width;
 	}
-	*entries = keys + (uint64_t)L->dictkeys.indices + index_bytes;
+	if (t->entry_size == 0 || t->entry_size > DICT_ENTRY_MAX || t->key_off < 0 ||
+	    t->value_off < 0 || (size_t)t->key_off + PTR_BYTES > t->entry_size ||
+	    (size_t)t->value_off + PTR_BYTES > t->entry_size)
+		return -1;
+	t->entries = keys + (uint64_t)L->dictkeys.indices + index_bytes;
+	t->values = values;
 	return 0;
 }
 
-int py_dict_get_str(struct pyinterp *pi, uint64_t dict, const char *key, uint64_t *value)
+/* Each (key, value) of a table, both non-NULL: see py_dict_fn. */
+static int dict_table_each(struct pyinterp *pi, const struct dict_table *t, py_dict_fn fn,
+			   void *arg)
+{
+	unsigned char e[DICT_ENTRY_MAX];
+
+	for (int64_t i = 0; i < t->n; i++) {
+		uint64_t at = t->entries + (uint64_t)i * t->entry_size, k, v;
+		int r;
+
+		if (mem_read(pi->task, at, e, t->entry_size) < 0)
+			return -1;
+		memcpy(&k, e + t->key_off, sizeof(k));
+		if (t->values) {
+			if (py_read_ptr(pi, t->values + (uint64_t)i * PTR_BYTES, &v) < 0)
+				return -1;
+		} else {
+			memcpy(&v, e + t->value_off, sizeof(v));
+		}
+		/* an unused or deleted entry, or an attribute this instance lacks */
+		if (!k || !v)
+			continue;
+		r = fn(pi, k, v, arg);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* The table of a dict object, combined or split. */
+static int dict_table_of(struct pyinterp *pi, uint64_t dict, struct dict_table *t)
 {
 	const struct py_layout *L = &pi->L;
-	struct strbuf sb = STRBUF_INIT;
-	uint64_t keys, values, entries;
-	size_t entry_size;
-	int64_t n;
-	int ret = 1;
+	uint64_t keys, values;
 
-	if (L->dict.keys < 0 || L->dictkeys.nentries < 0 || L->dictkeys.indices < 0)
+	if (L->dict.keys < 0 || L->dict.values < 0)
 		return -1;
 	if (!is_instance(pi, dict, pi->type_dict, 0) ||
 	    py_read_ptr(pi, dict + (uint64_t)L->dict.keys, &keys) < 0 ||
 	    py_read_ptr(pi, dict + (uint64_t)L->dict.values, &values) < 0)
 		return -1;
-	if (values)
-		return -1; /* split tables (instance dicts) are not read here */
-	if (dict_entries(pi, keys, &entries, &n, &entry_size) < 0)
-		return -1;
-	for (int64_t i = 0; i < n; i++) {
-		uint64_t e = entries + (uint64_t)i * entry_size;
-		/* general entries are {hash, key, value}, unicode ones {key, value} */
-		uint64_t koff = entry_size == (size_t)L->dictkeys.entry_size ? 8 : 0, k, v;
+	/* up to 3.10 ma_values is the array itself, later a PyDictValues */
+	if (values && L->dictvalues.values >= 0)
+		values += (uint64_t)L->dictvalues.values;
+	return dict_table_open(pi, keys, values, t);
+}
 
-		if (py_read_ptr(pi, e + koff, &k) < 0) {
-			ret = -1;
-			break;
-		}
-		if (!k || py_str(pi, k, strlen(key) + 1, &sb) < 0 || strcmp(sb_str(&sb), key))
-			continue;
-		if (py_read_ptr(pi, e + koff + 8, &v) < 0 || !v) {
-			ret = -1;
-			break;
-		}
-		*value = v;
-		ret = 0;
-		break;
+int py_dict_each(struct pyinterp *pi, uint64_t dict, py_dict_fn fn, void *arg)
+{
+	struct dict_table t;
+
+	if (dict_table_of(pi, dict, &t) < 0)
+		return -1;
+	return dict_table_each(pi, &t, fn, arg);
+}
+
+/* Is obj a str equal to the ASCII string s?  Reads no more than s is long. */
+static int str_equals(struct pyinterp *pi, uint64_t obj, const char *s)
+{
+	const struct py_layout *L = &pi->L;
+	size_t n = strlen(s);
+	char buf[KEY_CHARS_MAX];
+	uint32_t state;
+	int64_t length;
+
+	if (n > sizeof(buf) || !is_instance(pi, obj, pi->type_str, TPFLAGS_UNICODE_SUBCLASS))
+		return 0;
+	if (mem_read_u32(pi->task, obj + (uint64_t)L->unicode.state, &state) < 0 ||
+	    mem_read(pi->task, obj + (uint64_t)L->unicode.length, &length, sizeof(length)) < 0)
+		return 0;
+	/* an ASCII s can only equal a compact ASCII str: one byte a character */
+	if (length < 0 || (size_t)length != n || !((state >> L->unicode.compact_shift) & 1) ||
+	    !((state >> L->unicode.ascii_shift) & 1))
+		return 0;
+	if (mem_read(pi->task, obj + (uint64_t)L->unicode.ascii_size, buf, n) < 0)
+		return 0;
+	return !memcmp(buf, s, n);
+}
+
+struct get_str {
+	const char *key;
+	uint64_t value;
+};
+
+#define GET_STR_FOUND 1
+
+static int get_str_fn(struct pyinterp *pi, uint64_t key, uint64_t value, void *arg)
+{
+	struct get_str *g = arg;
+
+	if (!str_equals(pi, key, g->key))
+		return 0;
+	g->value = value;
+	return GET_STR_FOUND;
+}
+
+/* table[key]: 0 found, 1 absent, -1 error. */
+static int table_get_str(struct pyinterp *pi, const struct dict_table *t, const char *key,
+			 uint64_t *value)
+{
+	struct get_str g = {key, 0};
+	int r = dict_table_each(pi, t, get_str_fn, &g);
+
+	if (r < 0)
+		return -1;
+	if (r != GET_STR_FOUND)
+		return 1;
+	*value = g.value;
+	return 0;
+}
+
+int py_dict_get_str(struct pyinterp *pi, uint64_t dict, const char *key, uint64_t *value)
+{
+	struct dict_table t;
+
+	if (dict_table_of(pi, dict, &t) < 0)
+		return -1;
+	return table_get_str(pi, &t, key, value);
+}
+
+/* ----- instance attributes ----- */
+
+/* An attribute in values kept without a dict, indexed like the type's shared keys. */
+static int cached_keys_get(struct pyinterp *pi, uint64_t type, uint64_t values, const char *name,
+			   uint64_t *value)
+{
+	const struct py_layout *L = &pi->L;
+	struct dict_table t;
+	uint64_t keys;
+
+	if (L->type.ht_cached_keys < 0 || L->dictvalues.values < 0 || !values ||
+	    py_read_ptr(pi, type + (uint64_t)L->type.ht_cached_keys, &keys) < 0 ||
+	    dict_table_open(pi, keys, values + (uint64_t)L->dictvalues.values, &t) < 0)
+		return -1;
+	return table_get_str(pi, &t, name, value);
+}
+
+/*
+ * 3.11+: where a Py_TPFLAGS_MANAGED_DICT instance keeps its attributes:
+ * values without a dict (inline after the object in 3.13, pointed to
+ * from before it in 3.11 and, tagged, 3.12), else the dict before it.
+ */
+static int managed_attr(struct pyinterp *pi, uint64_t obj, uint64_t type, uint64_t flags,
+			const char *name, uint64_t *value)
+{
+	const struct py_layout *L = &pi->L;
+	uint64_t values, word;
+
+	if (L->object.managed_dict_before <= 0 || obj < (uint64_t)L->object.managed_dict_before)
+		return -1;
+	if (L->tpflags_inline_values > 0 && (flags & (uint64_t)L->tpflags_inline_values) &&
+	    L->dictvalues.valid >= 0) {
+		int64_t basicsize;
+		uint8_t valid;
+
+		if (mem_read(pi->task, type + (uint64_t)L->type.basicsize, &basicsize,
+			     sizeof(basicsize)) < 0 ||
+		    basicsize <= 0 || basicsize > OBJECT_SIZE_MAX)
+			return -1;
+		values = obj + (uint64_t)basicsize;
+		if (mem_read_u8(pi->task, values + (uint64_t)L->dictvalues.valid, &valid) < 0)
+			return -1;
+		/* cleared when the attributes moved to a dict of their own */
+		if (valid)
+			return cached_keys_get(pi, type, values, name, value);
 	}
-	sb_release(&sb);
+	if (L->object.values_before > 0) {
+		if (obj < (uint64_t)L->object.values_before ||
+		    py_read_ptr(pi, obj - (uint64_t)L->object.values_before, &values) < 0)
+			return -1;
+		if (values)
+			return cached_keys_get(pi, type, values, name, value);
+	}
+	if (py_read_ptr(pi, obj - (uint64_t)L->object.managed_dict_before, &word) < 0)
+		return -1;
+	if (L->dorv_values_tag > 0 && (word & (uint64_t)L->dorv_values_tag))
+		return cached_keys_get(pi, type, word + (uint64_t)L->dorv_values_tag, name, value);
+	if (!word)
+		return 1; /* no attribute set yet */
+	return py_dict_get_str(pi, word, name, value);
+}
+
+int py_instance_attr(struct pyinterp *pi, uint64_t obj, const char *name, uint64_t *value)
+{
+	const struct py_layout *L = &pi->L;
+	uint64_t type, flags, dict;
+	int64_t dictoffset;
+
+	if (L->type.flags < 0 || L->type.dictoffset < 0 || py_obj_type(pi, obj, &type) < 0 ||
+	    mem_read_u64(pi->task, type + (uint64_t)L->type.flags, &flags) < 0)
+		return -1;
+	if (L->tpflags_managed_dict > 0 && (flags & (uint64_t)L->tpflags_managed_dict))
+		return managed_attr(pi, obj, type, flags, name, value);
+	if (mem_read(pi->task, type + (uint64_t)L->type.dictoffset, &dictoffset,
+		     sizeof(dictoffset)) < 0)
+		return -1;
+	/* a negative offset counts from the end of a variable-size object: not one we read */
+	if (dictoffset <= 0 || dictoffset > OBJECT_SIZE_MAX)
+		return -1;
+	if (py_read_ptr(pi, obj + (uint64_t)dictoffset, &dict) < 0)
+		return -1;
+	if (!dict)
+		return 1;
+	return py_dict_get_str(pi, dict, name, value);
+}
+
+/* ----- threading ----- */
+
+/* Is type want, or derived from it (single inheritance chain, bounded)? */
+static int is_subtype(struct pyinterp *pi, uint64_t type, uint64_t want)
+{
+	for (int depth = 0; type && depth < TYPE_DEPTH_MAX; depth++) {
+		if (type == want)
+			return 1;
+		if (pi->L.type.base < 0 ||
+		    py_read_ptr(pi, type + (uint64_t)pi->L.type.base, &type) < 0)
+			return 0;
+	}
+	return 0;
+}
+
+struct names {
+	struct py_thread_name *v;
+	size_t n, cap;
+	size_t seen;
+	size_t max_chars;
+	struct strbuf sb;
+};
+
+#define NAMES_STOP 1
+
+static int collect_name(struct pyinterp *pi, uint64_t key, uint64_t thread, void *arg)
+{
+	struct names *c = arg;
+	uint64_t name;
+	int64_t ident;
+
+	if (++c->seen > THREAD_ENTRIES_MAX || c->n >= PY_THREAD_NAMES_MAX)
+		return NAMES_STOP;
+	/* pthread_t: an address, never negative as a Python int */
+	if (py_long(pi, key, &ident) < 0 || ident < 0)
+		return 0;
+	if (py_instance_attr(pi, thread, "_name", &name) != 0 ||
+	    py_str(pi, name, c->max_chars, &c->sb) < 0)
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->v = xrealloc(c->v, c->cap * sizeof(*c->v));
+	}
+	c->v[c->n].ident = (uint64_t)ident;
+	c->v[c->n].name = xstrdup(sb_str(&c->sb));
+	c->n++;
+	return 0;
+}
+
+int py_thread_names(struct pyinterp *pi, uint64_t interp, size_t max_chars,
+		    struct py_thread_name **out, size_t *n)
+{
+	const struct py_layout *L = &pi->L;
+	struct names c = {.max_chars = max_chars, .sb = STRBUF_INIT};
+	uint64_t modules, threading, type, md_dict, active;
+	int ret = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (L->interp.modules < 0 || L->module.dict < 0 ||
+	    py_read_ptr(pi, interp + (uint64_t)L->interp.modules, &modules) < 0 || !modules)
+		return -1;
+	/* not imported: no thread has a name yet */
+	if (py_dict_get_str(pi, modules, "threading", &threading) != 0)
+		return -1;
+	if (py_obj_type(pi, threading, &type) < 0 ||
+	    (pi->type_module && !is_subtype(pi, type, pi->type_module)))
+		return -1;
+	if (py_read_ptr(pi, threading + (uint64_t)L->module.dict, &md_dict) < 0 || !md_dict ||
+	    py_dict_get_str(pi, md_dict, "_active", &active) != 0)
+		return -1;
+	/* a walk cut short still leaves the names read so far: they are right */
+	if (py_dict_each(pi, active, collect_name, &c) >= 0)
+		ret = 0;
+	sb_release(&c.sb);
+	*out = c.v;
+	*n = c.n;
 	return ret;
+}
+
+void py_thread_names_release(struct py_thread_name *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
 }

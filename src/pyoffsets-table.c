@@ -6,7 +6,8 @@
  * against the installed headers of the pyenv builds of CPython
  * 3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1 and 3.13.0.
  * Up to 3.10 PyDictKeysObject is private to the interpreter, so the
- * probe compiles its definition copied from Objects/dict-common.h.
+ * probe compiles its definition copied from Objects/dict-common.h;
+ * likewise PyModuleObject up to 3.9, from Objects/moduleobject.c.
  */
 #include "pyoffsets.h"
 
@@ -22,6 +23,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = PYOFF_NONE,
 		.long_shift = 30,
 		.long_tagged = 0,
+		.long_non_size_bits = PYOFF_NONE,
+		.long_sign_mask = PYOFF_NONE,
+		.long_sign_negative = PYOFF_NONE,
+		.tpflags_managed_dict = PYOFF_NONE,
+		.tpflags_inline_values = PYOFF_NONE,
+		.dorv_values_tag = PYOFF_NONE,
 		.runtime = {
 			.size = PYOFF_NONE,
 			.finalizing = PYOFF_NONE,
@@ -30,6 +37,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = PYOFF_NONE,
 			.gil_locked = PYOFF_NONE,
 			.gil_last_holder = PYOFF_NONE,
+			.gil = PYOFF_NONE,
 		},
 		.interp = {
 			.size = 120,
@@ -42,6 +50,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = PYOFF_NONE,
 		},
 		.gil = {
+			.size = PYOFF_NONE,
 			.locked = PYOFF_NONE,
 			.last_holder = PYOFF_NONE,
 		},
@@ -103,6 +112,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = PYOFF_NONE,
+			.values_before = PYOFF_NONE,
 		},
 		.type = {
 			.name = 24,
@@ -119,6 +130,9 @@ const struct py_layout py_layouts[] = {
 		},
 		.bytes = {
 			.sval = 32,
+		},
+		.module = {
+			.dict = 16,
 		},
 		.unicode = {
 			.length = 16,
@@ -154,6 +168,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 40,
 			.entry_size = 24,
 			.unicode_entry_size = PYOFF_NONE,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = PYOFF_NONE,
+			.unicode_entry_value = PYOFF_NONE,
+		},
+		.dictvalues = {
+			.values = PYOFF_NONE,
+			.valid = PYOFF_NONE,
 		},
 	},
 	{
@@ -166,6 +188,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = PYOFF_NONE,
 		.long_shift = 30,
 		.long_tagged = 0,
+		.long_non_size_bits = PYOFF_NONE,
+		.long_sign_mask = PYOFF_NONE,
+		.long_sign_negative = PYOFF_NONE,
+		.tpflags_managed_dict = PYOFF_NONE,
+		.tpflags_inline_values = PYOFF_NONE,
+		.dorv_values_tag = PYOFF_NONE,
 		.runtime = {
 			.size = 1520,
 			.finalizing = 8,
@@ -174,6 +202,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = PYOFF_NONE,
 			.gil_locked = 1280,
 			.gil_last_holder = 1272,
+			.gil = 1264,
 		},
 		.interp = {
 			.size = 2568,
@@ -186,6 +215,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = PYOFF_NONE,
 		},
 		.gil = {
+			.size = 208,
 			.locked = PYOFF_NONE,
 			.last_holder = PYOFF_NONE,
 		},
@@ -247,6 +277,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = PYOFF_NONE,
+			.values_before = PYOFF_NONE,
 		},
 		.type = {
 			.name = 24,
@@ -264,6 +296,9 @@ const struct py_layout py_layouts[] = {
 		.bytes = {
 			.sval = 32,
 		},
+		.module = {
+			.dict = 16,
+		},
 		.unicode = {
 			.length = 16,
 			.state = 32,
@@ -298,6 +333,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 40,
 			.entry_size = 24,
 			.unicode_entry_size = PYOFF_NONE,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = PYOFF_NONE,
+			.unicode_entry_value = PYOFF_NONE,
+		},
+		.dictvalues = {
+			.values = PYOFF_NONE,
+			.valid = PYOFF_NONE,
 		},
 	},
 	{
@@ -310,6 +353,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = PYOFF_NONE,
 		.long_shift = 30,
 		.long_tagged = 0,
+		.long_non_size_bits = PYOFF_NONE,
+		.long_sign_mask = PYOFF_NONE,
+		.long_sign_negative = PYOFF_NONE,
+		.tpflags_managed_dict = PYOFF_NONE,
+		.tpflags_inline_values = PYOFF_NONE,
+		.dorv_values_tag = PYOFF_NONE,
 		.runtime = {
 			.size = 1464,
 			.finalizing = 16,
@@ -318,6 +367,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = 72,
 			.gil_locked = 1168,
 			.gil_last_holder = 1160,
+			.gil = 1152,
 		},
 		.interp = {
 			.size = 2720,
@@ -330,6 +380,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = PYOFF_NONE,
 		},
 		.gil = {
+			.size = 208,
 			.locked = PYOFF_NONE,
 			.last_holder = PYOFF_NONE,
 		},
@@ -391,6 +442,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = PYOFF_NONE,
+			.values_before = PYOFF_NONE,
 		},
 		.type = {
 			.name = 24,
@@ -408,6 +461,9 @@ const struct py_layout py_layouts[] = {
 		.bytes = {
 			.sval = 32,
 		},
+		.module = {
+			.dict = 16,
+		},
 		.unicode = {
 			.length = 16,
 			.state = 32,
@@ -442,6 +498,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 40,
 			.entry_size = 24,
 			.unicode_entry_size = PYOFF_NONE,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = PYOFF_NONE,
+			.unicode_entry_value = PYOFF_NONE,
+		},
+		.dictvalues = {
+			.values = PYOFF_NONE,
+			.valid = PYOFF_NONE,
 		},
 	},
 	{
@@ -454,6 +518,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = PYOFF_NONE,
 		.long_shift = 30,
 		.long_tagged = 0,
+		.long_non_size_bits = PYOFF_NONE,
+		.long_sign_mask = PYOFF_NONE,
+		.long_sign_negative = PYOFF_NONE,
+		.tpflags_managed_dict = PYOFF_NONE,
+		.tpflags_inline_values = PYOFF_NONE,
+		.dorv_values_tag = PYOFF_NONE,
 		.runtime = {
 			.size = 656,
 			.finalizing = 16,
@@ -462,6 +532,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = 72,
 			.gil_locked = 368,
 			.gil_last_holder = 360,
+			.gil = 352,
 		},
 		.interp = {
 			.size = 5656,
@@ -474,6 +545,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = PYOFF_NONE,
 		},
 		.gil = {
+			.size = 208,
 			.locked = PYOFF_NONE,
 			.last_holder = PYOFF_NONE,
 		},
@@ -535,6 +607,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = PYOFF_NONE,
+			.values_before = PYOFF_NONE,
 		},
 		.type = {
 			.name = 24,
@@ -551,6 +625,9 @@ const struct py_layout py_layouts[] = {
 		},
 		.bytes = {
 			.sval = 32,
+		},
+		.module = {
+			.dict = 16,
 		},
 		.unicode = {
 			.length = 16,
@@ -586,6 +663,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 40,
 			.entry_size = 24,
 			.unicode_entry_size = PYOFF_NONE,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = PYOFF_NONE,
+			.unicode_entry_value = PYOFF_NONE,
+		},
+		.dictvalues = {
+			.values = PYOFF_NONE,
+			.valid = PYOFF_NONE,
 		},
 	},
 	{
@@ -598,6 +683,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = PYOFF_NONE,
 		.long_shift = 30,
 		.long_tagged = 0,
+		.long_non_size_bits = PYOFF_NONE,
+		.long_sign_mask = PYOFF_NONE,
+		.long_sign_negative = PYOFF_NONE,
+		.tpflags_managed_dict = PYOFF_NONE,
+		.tpflags_inline_values = PYOFF_NONE,
+		.dorv_values_tag = PYOFF_NONE,
 		.runtime = {
 			.size = 672,
 			.finalizing = 16,
@@ -606,6 +697,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = 72,
 			.gil_locked = 368,
 			.gil_last_holder = 360,
+			.gil = 352,
 		},
 		.interp = {
 			.size = 113528,
@@ -618,6 +710,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = PYOFF_NONE,
 		},
 		.gil = {
+			.size = 208,
 			.locked = PYOFF_NONE,
 			.last_holder = PYOFF_NONE,
 		},
@@ -679,6 +772,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = PYOFF_NONE,
+			.values_before = PYOFF_NONE,
 		},
 		.type = {
 			.name = 24,
@@ -695,6 +790,9 @@ const struct py_layout py_layouts[] = {
 		},
 		.bytes = {
 			.sval = 32,
+		},
+		.module = {
+			.dict = 16,
 		},
 		.unicode = {
 			.length = 16,
@@ -730,6 +828,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 40,
 			.entry_size = 24,
 			.unicode_entry_size = PYOFF_NONE,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = PYOFF_NONE,
+			.unicode_entry_value = PYOFF_NONE,
+		},
+		.dictvalues = {
+			.values = PYOFF_NONE,
+			.valid = PYOFF_NONE,
 		},
 	},
 	{
@@ -742,6 +848,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = PYOFF_NONE,
 		.long_shift = 30,
 		.long_tagged = 0,
+		.long_non_size_bits = PYOFF_NONE,
+		.long_sign_mask = PYOFF_NONE,
+		.long_sign_negative = PYOFF_NONE,
+		.tpflags_managed_dict = 16,
+		.tpflags_inline_values = PYOFF_NONE,
+		.dorv_values_tag = PYOFF_NONE,
 		.runtime = {
 			.size = 166688,
 			.finalizing = 24,
@@ -750,6 +862,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = 80,
 			.gil_locked = 376,
 			.gil_last_holder = 368,
+			.gil = 360,
 		},
 		.interp = {
 			.size = 107752,
@@ -762,6 +875,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = PYOFF_NONE,
 		},
 		.gil = {
+			.size = 208,
 			.locked = PYOFF_NONE,
 			.last_holder = PYOFF_NONE,
 		},
@@ -823,6 +937,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = 24,
+			.values_before = 32,
 		},
 		.type = {
 			.name = 24,
@@ -839,6 +955,9 @@ const struct py_layout py_layouts[] = {
 		},
 		.bytes = {
 			.sval = 32,
+		},
+		.module = {
+			.dict = 16,
 		},
 		.unicode = {
 			.length = 16,
@@ -874,6 +993,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 32,
 			.entry_size = 24,
 			.unicode_entry_size = 16,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = 0,
+			.unicode_entry_value = 8,
+		},
+		.dictvalues = {
+			.values = 0,
+			.valid = PYOFF_NONE,
 		},
 	},
 	{
@@ -886,6 +1013,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = 3,
 		.long_shift = 30,
 		.long_tagged = 1,
+		.long_non_size_bits = 3,
+		.long_sign_mask = 3,
+		.long_sign_negative = 2,
+		.tpflags_managed_dict = 16,
+		.tpflags_inline_values = PYOFF_NONE,
+		.dorv_values_tag = 1,
 		.runtime = {
 			.size = 459944,
 			.finalizing = 24,
@@ -894,6 +1027,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = 64,
 			.gil_locked = PYOFF_NONE,
 			.gil_last_holder = PYOFF_NONE,
+			.gil = PYOFF_NONE,
 		},
 		.interp = {
 			.size = 383552,
@@ -906,6 +1040,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = 384,
 		},
 		.gil = {
+			.size = 208,
 			.locked = 16,
 			.last_holder = 8,
 		},
@@ -967,6 +1102,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = 24,
+			.values_before = PYOFF_NONE,
 		},
 		.type = {
 			.name = 24,
@@ -983,6 +1120,9 @@ const struct py_layout py_layouts[] = {
 		},
 		.bytes = {
 			.sval = 32,
+		},
+		.module = {
+			.dict = 16,
 		},
 		.unicode = {
 			.length = 16,
@@ -1018,6 +1158,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 32,
 			.entry_size = 24,
 			.unicode_entry_size = 16,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = 0,
+			.unicode_entry_value = 8,
+		},
+		.dictvalues = {
+			.values = 0,
+			.valid = PYOFF_NONE,
 		},
 	},
 	{
@@ -1030,6 +1178,12 @@ const struct py_layout py_layouts[] = {
 		.frame_owned_by_cstack = 3,
 		.long_shift = 30,
 		.long_tagged = 1,
+		.long_non_size_bits = 3,
+		.long_sign_mask = 3,
+		.long_sign_negative = 2,
+		.tpflags_managed_dict = 16,
+		.tpflags_inline_values = 4,
+		.dorv_values_tag = PYOFF_NONE,
 		.runtime = {
 			.size = 283320,
 			.finalizing = 608,
@@ -1038,6 +1192,7 @@ const struct py_layout py_layouts[] = {
 			.main_thread = 656,
 			.gil_locked = PYOFF_NONE,
 			.gil_last_holder = PYOFF_NONE,
+			.gil = PYOFF_NONE,
 		},
 		.interp = {
 			.size = 194968,
@@ -1050,6 +1205,7 @@ const struct py_layout py_layouts[] = {
 			.ceval_gil = 16,
 		},
 		.gil = {
+			.size = 208,
 			.locked = 16,
 			.last_holder = 8,
 		},
@@ -1111,6 +1267,8 @@ const struct py_layout py_layouts[] = {
 			.refcnt = 0,
 			.type = 8,
 			.size = 16,
+			.managed_dict_before = 24,
+			.values_before = PYOFF_NONE,
 		},
 		.type = {
 			.name = 24,
@@ -1127,6 +1285,9 @@ const struct py_layout py_layouts[] = {
 		},
 		.bytes = {
 			.sval = 32,
+		},
+		.module = {
+			.dict = 16,
 		},
 		.unicode = {
 			.length = 16,
@@ -1162,6 +1323,14 @@ const struct py_layout py_layouts[] = {
 			.indices = 32,
 			.entry_size = 24,
 			.unicode_entry_size = 16,
+			.entry_key = 8,
+			.entry_value = 16,
+			.unicode_entry_key = 0,
+			.unicode_entry_value = 8,
+		},
+		.dictvalues = {
+			.values = 8,
+			.valid = 3,
 		},
 	},
 };

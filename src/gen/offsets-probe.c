@@ -48,6 +48,18 @@
 #if PY_VERSION_HEX >= 0x030b0000
 #include <internal/pycore_frame.h>
 #include <internal/pycore_dict.h>
+/* where a managed dict (and its values) sit around an instance */
+#include <internal/pycore_object.h>
+#endif
+
+/* The sign and size bits of 3.12's tagged ints. */
+#if PY_VERSION_HEX >= 0x030c0000
+#include <internal/pycore_long.h>
+#endif
+
+/* PyModuleObject is in the internal headers from 3.10. */
+#if PY_VERSION_HEX >= 0x030a0000
+#include <internal/pycore_moduleobject.h>
 #endif
 
 #include <stddef.h>
@@ -92,6 +104,23 @@ struct _dictkeysobject {
 	Py_ssize_t dk_nentries;
 	char dk_indices[];
 };
+#endif
+
+#if PY_VERSION_HEX < 0x030a0000
+/*
+ * Up to 3.9 PyModuleObject is private to Objects/moduleobject.c.  Copied
+ * from there as it reads in v3.6.15, v3.7.16, v3.8.18 and v3.9.18, and
+ * checked member by member (name, type, offset, total size) against the
+ * DWARF of the pyenv builds of those tags (gdb: ptype /o PyModuleObject).
+ */
+typedef struct {
+	PyObject ob_base; /* PyObject_HEAD */
+	PyObject *md_dict;
+	struct PyModuleDef *md_def;
+	void *md_state;
+	PyObject *md_weaklist;
+	PyObject *md_name;
+} PyModuleObject;
 #endif
 
 /* ---- output ---------------------------------------------------------- */
@@ -188,6 +217,94 @@ bad:
 					    offsetof(PyASCIIObject, state)));                      \
 	} while (0)
 
+/* ---- managed dicts ---------------------------------------------------- */
+
+#if PY_VERSION_HEX >= 0x030b0000
+/*
+ * From 3.11 an instance of a type with Py_TPFLAGS_MANAGED_DICT keeps its
+ * dict (or its values) in words before the object, and 3.13 may keep the
+ * values inline after it.  Rather than restate the headers' arithmetic,
+ * the probe calls their own inline functions on a fake instance of a fake
+ * type and measures where the pointers they return land.  The functions
+ * assert the type's flags, so the fake type carries them.
+ */
+
+/* Room in front of the fake instance: more than any pre-header has. */
+#define PREHEADER_ROOM (16 * sizeof(PyObject *))
+
+static PyTypeObject managed_type;
+static union {
+	PyObject *align;
+	char bytes[2 * PREHEADER_ROOM];
+} managed_arena;
+
+static PyObject *managed_instance(void)
+{
+	PyObject *obj = (PyObject *)(managed_arena.bytes + PREHEADER_ROOM);
+
+	managed_type.tp_flags = Py_TPFLAGS_MANAGED_DICT;
+#if PY_VERSION_HEX >= 0x030d0000
+	managed_type.tp_flags |= Py_TPFLAGS_INLINE_VALUES;
+#endif
+	/* 3.13.0 inlines values only after a bare PyObject, and asserts it */
+	managed_type.tp_basicsize = sizeof(PyObject);
+	obj->ob_type = &managed_type;
+	return obj;
+}
+
+/* How many bytes before obj the headers put p: a word of the pre-header. */
+static long bytes_before(const char *what, const PyObject *obj, const void *p)
+{
+	long n = (long)((const char *)obj - (const char *)p);
+
+	if (n <= 0 || (size_t)n > PREHEADER_ROOM || n % (long)sizeof(PyObject *) != 0) {
+		fprintf(stderr, "offsets-probe: %s is not a word before the object (%ld)\n", what,
+			n);
+		exit(1);
+	}
+	return n;
+}
+#endif
+
+#if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030d0000
+/*
+ * 3.12's PyDictOrValues: one word that is either the dict or, with a low
+ * bit set, the values.  The reader tests that bit and adds it back to get
+ * the PyDictValues *; check that this is exactly what the header's
+ * _PyDictOrValues_IsValues(), _SetValues() and _GetValues() do.
+ */
+static long dorv_values_tag(void)
+{
+	static PyObject *values_storage[4];
+	PyDictValues *values = (PyDictValues *)values_storage;
+	PyDictOrValues d;
+	uintptr_t tag = 0;
+
+	/* the tag lives in the bits an aligned pointer leaves clear */
+	for (uintptr_t bit = 1; bit < _Alignof(PyDictValues); bit <<= 1) {
+		d.values = (char *)bit;
+		if (_PyDictOrValues_IsValues(d)) {
+			if (tag)
+				goto bad;
+			tag = bit;
+		}
+	}
+	if (!tag)
+		goto bad;
+	d.dict = (PyObject *)values_storage;
+	if (_PyDictOrValues_IsValues(d))
+		goto bad;
+	_PyDictOrValues_SetValues(&d, values);
+	if (!_PyDictOrValues_IsValues(d) || _PyDictOrValues_GetValues(d) != values ||
+	    (uintptr_t)d.values + tag != (uintptr_t)values)
+		goto bad;
+	return (long)tag;
+bad:
+	fprintf(stderr, "offsets-probe: PyDictOrValues is not tagged as expected\n");
+	exit(1);
+}
+#endif
+
 /* ---- the descriptor -------------------------------------------------- */
 
 int main(void)
@@ -248,6 +365,37 @@ int main(void)
 
 	/* 3.12 (gh-101291) packs sign and digit count into lv_tag. */
 	emit_num("long_tagged", PY_VERSION_HEX >= 0x030c0000);
+#if PY_VERSION_HEX >= 0x030c0000
+	emit_num("long_non_size_bits", NON_SIZE_BITS);
+	emit_num("long_sign_mask", SIGN_MASK);
+	emit_num("long_sign_negative", SIGN_NEGATIVE);
+#else
+	NONE("long_non_size_bits");
+	NONE("long_sign_mask");
+	NONE("long_sign_negative");
+#endif
+
+	/*
+	 * 3.11 (bpo-45340) moved the instance dict of ordinary classes
+	 * before the object, and can do without it (values only); 3.13
+	 * (gh-115776) puts the values inline after the object.
+	 */
+#if PY_VERSION_HEX >= 0x030b0000
+	emit_num("tpflags_managed_dict", Py_TPFLAGS_MANAGED_DICT);
+#else
+	NONE("tpflags_managed_dict");
+#endif
+#if PY_VERSION_HEX >= 0x030d0000
+	emit_num("tpflags_inline_values", Py_TPFLAGS_INLINE_VALUES);
+#else
+	NONE("tpflags_inline_values");
+#endif
+	/* 3.12 only: 3.11 had two words, 3.13 keeps the values inline */
+#if PY_VERSION_HEX >= 0x030c0000 && PY_VERSION_HEX < 0x030d0000
+	emit_num("dorv_values_tag", dorv_values_tag());
+#else
+	NONE("dorv_values_tag");
+#endif
 
 	/*
 	 * _PyRuntimeState first appeared in 3.7; 3.6 kept the interpreter
@@ -274,9 +422,11 @@ int main(void)
 	/* one GIL for all interpreters until 3.12 gave each its own */
 	OFF("gil_locked", _PyRuntimeState, ceval.gil.locked);
 	OFF("gil_last_holder", _PyRuntimeState, ceval.gil.last_holder);
+	OFF("gil", _PyRuntimeState, ceval.gil);
 #else
 	NONE("gil_locked");
 	NONE("gil_last_holder");
+	NONE("gil");
 #endif
 #else
 	NONE("size");
@@ -286,6 +436,7 @@ int main(void)
 	NONE("main_thread");
 	NONE("gil_locked");
 	NONE("gil_last_holder");
+	NONE("gil");
 #endif
 	group_end();
 
@@ -325,6 +476,12 @@ int main(void)
 	 * interp.ceval_gil keeps one unambiguous way to find the GIL.
 	 */
 	group_begin("gil");
+#if PY_VERSION_HEX >= 0x03070000
+	/* the GIL's mutexes and condition variables live inside: a futex there is a GIL wait */
+	SIZE("size", struct _gil_runtime_state);
+#else
+	NONE("size");
+#endif
 #if PY_VERSION_HEX >= 0x030c0000
 	OFF("locked", struct _gil_runtime_state, locked);
 	OFF("last_holder", struct _gil_runtime_state, last_holder);
@@ -490,6 +647,35 @@ int main(void)
 	OFF("refcnt", PyObject, ob_refcnt);
 	OFF("type", PyObject, ob_type);
 	OFF("size", PyVarObject, ob_size);
+#if PY_VERSION_HEX >= 0x030b0000
+	{
+		PyObject *obj = managed_instance();
+
+#if PY_VERSION_HEX >= 0x030d0000
+		emit_num("managed_dict_before", bytes_before("_PyObject_ManagedDictPointer", obj,
+							     _PyObject_ManagedDictPointer(obj)));
+		NONE("values_before");
+		/* the reader finds inline values at tp_basicsize: so does the header */
+		if ((char *)_PyObject_InlineValues(obj) !=
+		    (char *)obj + managed_type.tp_basicsize) {
+			fprintf(stderr, "offsets-probe: inline values are not after the object\n");
+			return 1;
+		}
+#elif PY_VERSION_HEX >= 0x030c0000
+		emit_num("managed_dict_before", bytes_before("_PyObject_DictOrValuesPointer", obj,
+							     _PyObject_DictOrValuesPointer(obj)));
+		NONE("values_before");
+#else
+		emit_num("managed_dict_before", bytes_before("_PyObject_ManagedDictPointer", obj,
+							     _PyObject_ManagedDictPointer(obj)));
+		emit_num("values_before", bytes_before("_PyObject_ValuesPointer", obj,
+						       _PyObject_ValuesPointer(obj)));
+#endif
+	}
+#else
+	NONE("managed_dict_before");
+	NONE("values_before");
+#endif
 	group_end();
 
 	group_begin("type");
@@ -512,6 +698,10 @@ int main(void)
 
 	group_begin("bytes");
 	OFF("sval", PyBytesObject, ob_sval);
+	group_end();
+
+	group_begin("module");
+	OFF("dict", PyModuleObject, md_dict);
 	group_end();
 
 	group_begin("unicode");
@@ -572,6 +762,30 @@ int main(void)
 	SIZE("unicode_entry_size", PyDictUnicodeEntry);
 #else
 	NONE("unicode_entry_size");
+#endif
+	OFF("entry_key", PyDictKeyEntry, me_key);
+	OFF("entry_value", PyDictKeyEntry, me_value);
+#if PY_VERSION_HEX >= 0x030b0000
+	OFF("unicode_entry_key", PyDictUnicodeEntry, me_key);
+	OFF("unicode_entry_value", PyDictUnicodeEntry, me_value);
+#else
+	NONE("unicode_entry_key");
+	NONE("unicode_entry_value");
+#endif
+	group_end();
+
+	group_begin("dictvalues");
+#if PY_VERSION_HEX >= 0x030b0000
+	OFF("values", PyDictValues, values);
+#else
+	/* ma_values is a PyObject ** to the values themselves */
+	NONE("values");
+#endif
+#if PY_VERSION_HEX >= 0x030d0000
+	/* cleared when the attributes move to a materialised dict */
+	OFF("valid", PyDictValues, valid);
+#else
+	NONE("valid");
 #endif
 	group_end();
 

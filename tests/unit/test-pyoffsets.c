@@ -3,9 +3,10 @@
  * The generated layout table, checked for what the stack walker and the
  * object readers rely on: one descriptor per version, oldest first; every
  * field a supported version needs to walk threads and frames and to read
- * str, bytes, int, tuple, list and dict is present; no offset lies outside
- * its structure where the structure's size is known; the per-version
- * properties (line table, frame kind, int encoding) match the versions.
+ * str, bytes, int, tuple, list, dict, module and instance attributes is
+ * present; no offset lies outside its structure where the structure's size
+ * is known; the per-version properties (line table, frame kind, int
+ * encoding, where instances keep their attributes) match the versions.
  *
  * It walks py_layouts[] directly, so it needs only pyoffsets-table.c.
  */
@@ -37,9 +38,12 @@
 #define LAST_SUPPORTED	VERSION(3, 13)
 
 #define BITS_PER_STATE_WORD 32 /* PyASCIIObject.state is one unsigned int */
+#define POINTER_BYTES	    8  /* the targets are x86-64 processes */
 #define KIND_BITS	    3  /* state.kind: 1, 2 or 4 bytes per character */
 
 #define present(v) ((v) != PYOFF_NONE)
+/* A flag word with exactly one bit set. */
+#define one_bit(v) ((v) > 0 && ((v) & ((v)-1)) == 0)
 
 /* Fail naming the version and the field, not just a line of this file. */
 #define require(L, cond)                                                                           \
@@ -127,6 +131,8 @@ static void test_offsets_well_formed(void **state)
 		CHECK_GROUP(L, long_);
 		CHECK_GROUP(L, dict);
 		CHECK_GROUP(L, dictkeys);
+		CHECK_GROUP(L, module);
+		CHECK_GROUP(L, dictvalues);
 	}
 }
 
@@ -209,6 +215,27 @@ static void test_object_fields(void **state)
 		require_present(L, dictkeys.indices);
 		require(L, L->dictkeys.entry_size > 0);
 		require(L, present(L->dictkeys.size) || present(L->dictkeys.log2_size));
+		/* an entry's key and value pointers lie inside the entry */
+		require(L, present(L->dictkeys.entry_key) && present(L->dictkeys.entry_value));
+		require(L, L->dictkeys.entry_key + POINTER_BYTES <= L->dictkeys.entry_size);
+		require(L, L->dictkeys.entry_value + POINTER_BYTES <= L->dictkeys.entry_size);
+		require(L, L->dictkeys.entry_key != L->dictkeys.entry_value);
+		require(L, present(L->dictkeys.unicode_entry_key) ==
+			       present(L->dictkeys.unicode_entry_size));
+		require(L, present(L->dictkeys.unicode_entry_value) ==
+			       present(L->dictkeys.unicode_entry_size));
+		if (present(L->dictkeys.unicode_entry_size)) {
+			require(L, L->dictkeys.unicode_entry_key + POINTER_BYTES <=
+				       L->dictkeys.unicode_entry_size);
+			require(L, L->dictkeys.unicode_entry_value + POINTER_BYTES <=
+				       L->dictkeys.unicode_entry_size);
+			require(L,
+				L->dictkeys.unicode_entry_key != L->dictkeys.unicode_entry_value);
+		}
+
+		/* sys.modules['threading'].__dict__: after the object header */
+		require_present(L, module.dict);
+		require(L, L->module.dict > L->object.type);
 
 		require_present(L, unicode.length);
 		require_present(L, unicode.state);
@@ -348,6 +375,79 @@ static void test_version_properties(void **state)
 	}
 }
 
+/*
+ * Where an instance keeps its attributes (threading.Thread()._name, say):
+ * at tp_dictoffset up to 3.10; from 3.11 in words before the object for
+ * types with Py_TPFLAGS_MANAGED_DICT (3.11: values and dict apart; 3.12:
+ * one tagged word; 3.13: the dict, the values inline after the object).
+ */
+static void test_instance_attribute_fields(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < py_layouts_count; i++) {
+		const struct py_layout *L = layout_at(i);
+		uint32_t v = L->version_hex;
+		int32_t before = L->object.managed_dict_before;
+
+		require_present(L, type.dictoffset);
+		require_present(L, type.basicsize);
+		require_present(L, type.ht_cached_keys);
+		require(L, L->type.ht_cached_keys > L->type.dict);
+
+		require(L, present(L->tpflags_managed_dict) == (v >= V3_11));
+		require(L, present(L->tpflags_inline_values) == (v >= V3_13));
+		require(L, !present(L->tpflags_managed_dict) || one_bit(L->tpflags_managed_dict));
+		require(L, !present(L->tpflags_inline_values) || one_bit(L->tpflags_inline_values));
+		require(L, !present(L->tpflags_inline_values) ||
+			       L->tpflags_inline_values != L->tpflags_managed_dict);
+
+		/* the pre-header: whole words before the object */
+		require(L, present(before) == (v >= V3_11));
+		require(L, !present(before) || (before > 0 && before % POINTER_BYTES == 0));
+		require(L, present(L->object.values_before) == (v == V3_11));
+		if (present(L->object.values_before)) {
+			require(L, L->object.values_before > 0 &&
+				       L->object.values_before % POINTER_BYTES == 0);
+			require(L, L->object.values_before != before);
+		}
+		/* 3.12's tag: a low bit an aligned pointer leaves clear */
+		require(L, present(L->dorv_values_tag) == (v == V3_12));
+		require(L, !present(L->dorv_values_tag) ||
+			       (one_bit(L->dorv_values_tag) && L->dorv_values_tag < POINTER_BYTES));
+
+		/* split tables: ma_values is the array itself up to 3.10 */
+		require(L, present(L->dictvalues.values) == (v >= V3_11));
+		require(L, !present(L->dictvalues.values) ||
+			       L->dictvalues.values % POINTER_BYTES == 0);
+		require(L, present(L->dictvalues.valid) == (v >= V3_13));
+		require(L, !present(L->dictvalues.valid) ||
+			       L->dictvalues.valid < L->dictvalues.values);
+		require(L, present(L->dictvalues.valid) == present(L->tpflags_inline_values));
+	}
+}
+
+/* 3.12's lv_tag: sign in the low bits, digit count above them. */
+static void test_tagged_int_fields(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < py_layouts_count; i++) {
+		const struct py_layout *L = layout_at(i);
+
+		require(L, present(L->long_non_size_bits) == L->long_tagged);
+		require(L, present(L->long_sign_mask) == L->long_tagged);
+		require(L, present(L->long_sign_negative) == L->long_tagged);
+		if (!L->long_tagged)
+			continue;
+		require(L,
+			L->long_non_size_bits > 0 && L->long_non_size_bits < BITS_PER_STATE_WORD);
+		/* the sign lies below the size, and a negative sign is one of its values */
+		require(L,
+			L->long_sign_mask > 0 && L->long_sign_mask < (1 << L->long_non_size_bits));
+		require(L, L->long_sign_negative > 0 &&
+			       (L->long_sign_negative & ~L->long_sign_mask) == 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +459,8 @@ int main(void)
 	    cmocka_unit_test(test_offsets_inside_structs),
 	    cmocka_unit_test(test_sizes_present_with_fields),
 	    cmocka_unit_test(test_version_properties),
+	    cmocka_unit_test(test_instance_attribute_fields),
+	    cmocka_unit_test(test_tagged_int_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
