@@ -95,6 +95,20 @@ static inline void arch_set_syscall(arch_regs *r, long nr, const uint64_t *args,
 	r->r8 = a[4];
 	r->r9 = a[5];
 }
+/* The i-th argument of the syscall the thread is in (rdi, rsi, rdx, r10, r8, r9). */
+static inline uint64_t arch_syscall_arg(const arch_regs *r, int i)
+{
+	switch (i) {
+	case 0: return r->rdi;
+	case 1: return r->rsi;
+	case 2: return r->rdx;
+	case 3: return r->r10;
+	case 4: return r->r8;
+	case 5: return r->r9;
+	}
+	return 0;
+}
+
 /* The syscall the thread was in when it stopped, -1 when none. */
 static inline long arch_orig_syscall(const arch_regs *r)
 {

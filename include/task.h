@@ -51,6 +51,7 @@ struct task_thread {
 	int sig; /* STOP_SIGNAL: signal to deliver on resume (0 once consumed) */
 	siginfo_t siginfo; /* STOP_SIGNAL/STOP_TRAP: what the kernel said */
 	char sched_state; /* R, S, D, T...: sampled just before we stopped it */
+	int interrupted; /* we asked it to stop (sched_state was sampled then) */
 	int listening; /* held in group-stop with PTRACE_LISTEN */
 	int exiting; /* PTRACE_EVENT_EXIT seen */
 	int regs_valid;

@@ -318,7 +318,8 @@ int cmd_parse_tid(struct cmd_ctx *ctx, const char *arg, pid_t *tid)
 	uint64_t v;
 
 	if (parse_u64(arg, &v) < 0 || v == 0 || v > INT32_MAX)
-		return error("not a thread id: \"%s\"; see 'info threads'", esc(arg));
+		return cmd_usage_error(ctx->cmd, "not a thread id: \"%s\" (see 'info threads')",
+				       esc(arg));
 	if (!task_thread_by_tid(&ctx->s->task, (pid_t)v))
 		return error("no thread %s in process %d; see 'info threads'", arg,
 			     ctx->s->task.pid);

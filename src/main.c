@@ -3,6 +3,7 @@
  * main: the command line (gdb's habits: -p, -ex, -x, --batch), then the
  * prompt or the batch run.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +52,14 @@ struct options {
 	int batch, json, quiet;
 };
 
-static NORETURN void usage_fail(const char *fmt, const char *arg)
+static NORETURN PRINTF(1, 2) void usage_fail(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "pyleakdb: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry 'pyleakdb --help' for more information.\n");
 	exit(2);
 }
@@ -144,7 +149,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		} else if (a[0] == '-') {
 			usage_fail("unknown option '%s'", a);
 		} else {
-			usage_fail("unexpected argument '%s' (did you mean 'attach %s'?)", a);
+			usage_fail("unexpected argument '%s' (did you mean 'attach %s'?)", a, a);
 		}
 	}
 	if (o->pid && o->run_argv)

@@ -20,6 +20,8 @@
 #define PENDING_PATIENCE_US (500 * 1000)
 /* How many native frames above a futex wait we look at to see what waits. */
 #define FUTEX_LOOKUP_FRAMES 12
+/* The trampoline's tail after its trap is three instructions: a few steps more is wrong. */
+#define TRAMPOLINE_STEPS_MAX 16
 /* Where the trampoline's control block lives in the data area. */
 #define CTL_OFFSET 0
 
@@ -34,14 +36,17 @@ static const long waiting_syscalls[] = {
 };
 
 /*
- * A futex is a wait on some lock.  It is safe only when the waiting code is
- * CPython's own lock or GIL acquisition, which hold nothing else; a futex
- * under a C library's mutex may be a lock our code would need.
+ * A futex is a wait on some lock.  It is safe only when the thread waits on
+ * one of CPython's own locks from Python code (lock.acquire(), Event.wait()),
+ * which it does on a semaphore while holding nothing else.  Not when it waits
+ * for the GIL: that is a condition variable, and glibc's condition variables
+ * deadlock when the same thread enters one again while a wait of its own is
+ * suspended inside it (our PyGILState_Ensure would).  Nor under a C
+ * library's mutex, which our code might need.
  */
-static const char *const python_waits[] = {
-	"PyThread_acquire_lock_timed", "PyThread_acquire_lock", "PyEval_RestoreThread",
-	"PyEval_AcquireThread",	       "take_gil",	       "_PyEval_EvalFrameDefault",
-	"PyEval_AcquireLock",	       "_PyThreadState_Attach",
+static const char *const python_lock_waits[] = {
+	"PyThread_acquire_lock_timed", "PyThread_acquire_lock", "_PySemaphore_Wait",
+	"_PyParkingLot_Park",	       "_PyMutex_LockTimed",
 };
 
 int pyapi_resolve(struct pyapi *api, struct pyinterp *pi)
@@ -95,24 +100,39 @@ static int is_waiting_syscall(long nr)
 	return 0;
 }
 
-/* Is this futex wait CPython waiting for a lock or the GIL?  Judged from the native stack. */
-static int futex_is_python_wait(struct pyinterp *pi, struct unwinder *unw, struct task_thread *thr)
+/*
+ * Is this futex CPython waiting on one of its locks for Python code?  Not
+ * if the futex word lies in the GIL's state; else judged from the native
+ * stack: the first interpreter function above the C library must be a
+ * lock acquisition.
+ */
+static int futex_is_python_wait(struct pyinterp *pi, struct unwinder *unw, struct task_thread *thr,
+				uint64_t interp)
 {
 	struct native_stack ns;
+	uint64_t lo, hi;
+	arch_regs regs;
 	int verdict = 0;
 
+	if (task_get_regs(pi->task, thr, &regs) < 0)
+		return 0;
+	if (arch_orig_syscall(&regs) == __NR_futex) {
+		if (py_gil_range(pi, interp, &lo, &hi) < 0)
+			return 0; /* cannot tell a GIL wait from a lock wait: not safe */
+		if (arch_syscall_arg(&regs, 0) >= lo && arch_syscall_arg(&regs, 0) < hi)
+			return 0;
+	}
 	if (unwinder_backtrace(unw, thr, &ns) < 0)
 		return 0;
-	for (size_t i = 1; i < ns.n && i < FUTEX_LOOKUP_FRAMES; i++) {
+	for (size_t i = 0; i < ns.n && i < FUTEX_LOOKUP_FRAMES; i++) {
 		const struct native_frame *f = &ns.v[i];
 
-		/* the C library's wait functions lead up to whoever waits */
 		if (!f->module || strcmp(f->module, pi->pymod->path))
-			continue;
+			continue; /* the C library's wait functions lead up to whoever waits */
 		if (!f->symbol)
 			continue; /* a static function of a stripped interpreter: look further */
-		for (size_t j = 0; j < ARRAY_SIZE(python_waits); j++)
-			if (!strcmp(f->symbol, python_waits[j]))
+		for (size_t j = 0; j < ARRAY_SIZE(python_lock_waits); j++)
+			if (!strcmp(f->symbol, python_lock_waits[j]))
 				verdict = 1;
 		break;
 	}
@@ -178,7 +198,7 @@ static struct task_thread *pick_blocked(struct pyinterp *pi, struct unwinder *un
 			continue;
 		/* a futex, or an interrupted wait resumed (which may be one), must be CPython's */
 		if ((nr == __NR_futex || nr == __NR_restart_syscall) &&
-		    !futex_is_python_wait(pi, unw, thr))
+		    !futex_is_python_wait(pi, unw, thr, pts[i].interp))
 			continue;
 		if (!has_python_frames(pi, pts[i].tstate))
 			continue;
@@ -335,6 +355,32 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 	return ret;
 }
 
+/*
+ * The main thread stopped inside our trampoline: walk it out, one
+ * instruction at a time, back into the interpreter.  Our code page can then
+ * go away (detach unmaps it) without a thread left running in it.
+ */
+static int step_out_of_trampoline(struct injector *ij, struct task_thread *thr)
+{
+	for (int i = 0; i < TRAMPOLINE_STEPS_MAX; i++) {
+		arch_regs regs;
+
+		if (task_get_regs(ij->task, thr, &regs) < 0)
+			return -1;
+		if (!inject_owns_pc(ij, arch_pc(&regs)))
+			return 0;
+		if (task_step_thread(ij->task, thr) < 0 ||
+		    task_wait_thread(ij->task, thr, 1000 * 1000) <= 0)
+			return error("cannot step thread %d out of pyleakdb's trampoline", thr->tid);
+		if (thr->stop == STOP_SIGNAL) {
+			/* a real signal arrived as we stepped: it is the program's, keep it */
+			thr->deferred_sig = thr->sig;
+			thr->sig = 0;
+		}
+	}
+	return error("thread %d did not leave pyleakdb's trampoline", thr->tid);
+}
+
 int safepoint_leave(struct injector *ij, const struct pyapi *api, struct safepoint *sp)
 {
 	int ret = 0;
@@ -348,6 +394,8 @@ int safepoint_leave(struct injector *ij, const struct pyapi *api, struct safepoi
 			ret = -1;
 	}
 	if (inject_finish(ij, sp->thr) < 0)
+		ret = -1;
+	if (sp->kind == SAFEPOINT_PENDING && step_out_of_trampoline(ij, sp->thr) < 0)
 		ret = -1;
 	sp->kind = SAFEPOINT_NONE;
 	return ret;

@@ -333,6 +333,10 @@ static void handle_status(struct task *t, struct task_thread *thr, int status)
 		return;
 	sig = WSTOPSIG(status);
 	event = status >> 16;
+	/* a thread that stops by itself (trap, signal, event) was running to get there */
+	if (thr->state == THR_RUNNING && !thr->listening && !thr->interrupted)
+		thr->sched_state = 'R';
+	thr->interrupted = 0;
 	thr->state = THR_STOPPED;
 	thr->listening = 0;
 	thr->sig = 0;
@@ -585,6 +589,33 @@ static int open_memfd(struct task *t)
 	return 0;
 }
 
+/* An attach that failed half-way: let the threads we seized go, and seize no more. */
+static void release_seized(struct task *t)
+{
+	for (size_t i = 0; i < t->nthr; i++) {
+		struct task_thread *thr = t->thr[i];
+		int status;
+
+		if (thr->state == THR_RUNNING && pt(PTRACE_INTERRUPT, thr->tid, 0, 0) == 0 &&
+		    waitpid(thr->tid, &status, __WALL) == thr->tid && WIFSTOPPED(status)) {
+			thr->state = THR_STOPPED;
+			thr->stop = STOP_NONE;
+			if ((status >> 16) == 0 && WSTOPSIG(status) != SIGTRAP) {
+				thr->stop = STOP_SIGNAL;
+				thr->sig = WSTOPSIG(status);
+			}
+		}
+		if (thr->state == THR_STOPPED)
+			pt(PTRACE_DETACH, thr->tid, 0,
+			   (void *)(long)(thr->stop == STOP_SIGNAL ? thr->sig : 0));
+		thr->state = THR_GONE;
+	}
+	if (t->memfd >= 0)
+		close(t->memfd);
+	t->memfd = -1;
+	t->gone = 1;
+}
+
 int task_attach(struct task *t, pid_t pid)
 {
 	char state[64];
@@ -620,7 +651,7 @@ int task_attach(struct task *t, pid_t pid)
 	/* threads created while we were seizing were caught by TRACECLONE or the scans */
 	return 0;
 fail:
-	task_detach(t);
+	release_seized(t);
 	t->pid = 0;
 	current_task = NULL;
 	return -1;
@@ -755,13 +786,35 @@ int task_kill(struct task *t)
 	if (!t->pid || t->gone)
 		return 0;
 	kill(t->pid, SIGKILL);
-	for (int i = 0; i < 1000 && !t->gone; i++) {
-		reap(t);
-		if (!t->gone)
-			usleep(1000);
+	/* SIGKILL wakes tracees from any stop; an exit stop must be let go on */
+	for (size_t i = 0; i < t->nthr; i++)
+		if (t->thr[i]->state == THR_STOPPED)
+			t->thr[i]->state = THR_RUNNING;
+	for (int i = 0; i < 2000 && !t->gone; i++) {
+		int got = reap(t);
+
+		for (size_t j = 0; j < t->nthr; j++) {
+			struct task_thread *thr = t->thr[j];
+
+			if (thr->state == THR_STOPPED) {
+				pt(PTRACE_CONT, thr->tid, 0, 0);
+				thr->state = THR_RUNNING;
+			}
+		}
+		if (!got)
+			wait_slice(1000);
 	}
+	/* the leader's exit status is ours to collect when we started it */
 	if (t->is_child)
-		waitpid(t->pid, &status, WNOHANG);
+		for (int i = 0; i < 1000; i++) {
+			pid_t r = waitpid(t->pid, &status, __WALL | WNOHANG);
+
+			if (r == t->pid)
+				mark_process_gone(t, status);
+			if (r != 0)
+				break;
+			wait_slice(1000);
+		}
 	t->gone = 1;
 	current_task = NULL;
 	return 0;
@@ -812,6 +865,7 @@ int task_stop_all(struct task *t)
 			if (thr->is_new)
 				continue; /* its first stop is on the way */
 			thr->sched_state = read_sched_state(t->pid, thr->tid);
+			thr->interrupted = 1;
 			if (pt(PTRACE_INTERRUPT, thr->tid, 0, 0) < 0 && errno == ESRCH)
 				continue; /* dying: its exit status will come */
 			thr->is_new = 0;
@@ -939,6 +993,7 @@ int task_interrupt_thread(struct task *t, struct task_thread *thr)
 	if (thr->state != THR_RUNNING)
 		return 0;
 	thr->sched_state = read_sched_state(t->pid, thr->tid);
+	thr->interrupted = 1;
 	if (pt(PTRACE_INTERRUPT, thr->tid, 0, 0) < 0 && errno != ESRCH)
 		return error("cannot interrupt thread %d: %s", thr->tid, strerror(errno));
 	return 0;
