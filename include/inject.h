@@ -44,7 +44,18 @@ struct injector {
 	int pending_queued;
 	/* the other threads run during calls, so that nothing they hold can block us */
 	int others_run;
+	/* a thread that ran into our trampoline while another call was under way: it
+	 * stays stopped there, for safepoint to find */
+	pid_t parked_tid;
+	/* told, about once a second, how long a call or a wait has been under way */
+	void (*progress)(void *arg, const char *what, double seconds);
+	void *progress_arg;
+	/* how long to wait for a safe point before giving up (microseconds) */
+	int64_t safepoint_timeout_us;
 };
+
+/* Report progress through ij->progress, at most once a second. */
+void inject_progress(struct injector *ij, const char *what, uint64_t start_us, uint64_t *last_us);
 
 void inject_init(struct injector *ij, struct task *t, struct modules *mods);
 

@@ -41,6 +41,10 @@ void out_end(int ok, out_render_fn render);
  * appended to result.events).  Takes ownership of ev. */
 void out_event(json_t *ev, out_render_fn render);
 
+/* A progress line on a terminal ("running X: 3 s"), rewritten in place and cleared when the
+ * command ends; nothing when stderr is not a terminal or in JSON mode. */
+void out_progress(const char *what, double seconds);
+
 /* Text for humans: in JSON mode it is dropped. */
 void out_printf(const char *fmt, ...) PRINTF(1, 2);
 void out_puts(const char *s);

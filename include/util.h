@@ -26,6 +26,8 @@ void warning(const char *fmt, ...) PRINTF(1, 2);
 /* Informational line ("waiting for a safe point"), to stderr in human mode. */
 void note(const char *fmt, ...) PRINTF(1, 2);
 NORETURN void die(const char *fmt, ...) PRINTF(1, 2);
+/* A trace line on stderr when PYLEAKDB_DEBUG is set in the environment. */
+void debug(const char *fmt, ...) PRINTF(1, 2);
 #define BUG(...) bug_at(__FILE__, __LINE__, __VA_ARGS__)
 NORETURN void bug_at(const char *file, int line, const char *fmt, ...) PRINTF(3, 4);
 

@@ -73,6 +73,20 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, struct opts *o
 	return 0;
 }
 
+static void progress(void *arg, const char *what, double seconds)
+{
+	(void)arg;
+	out_progress(what, seconds);
+}
+
+static int heap_agent(struct cmd_ctx *ctx, struct agent **ag)
+{
+	if (session_agent(ctx->s, ag) < 0)
+		return -1;
+	(*ag)->ij.progress = progress;
+	return 0;
+}
+
 /* Run an agent function; the reply's members are copied into the command's result. */
 static int agent_into_result(struct cmd_ctx *ctx, struct agent_args *a)
 {
@@ -80,7 +94,7 @@ static int agent_into_result(struct cmd_ctx *ctx, struct agent_args *a)
 	json_t *reply;
 	int r;
 
-	if (session_agent(ctx->s, &ag) < 0) {
+	if (heap_agent(ctx, &ag) < 0) {
 		agent_args_release(a);
 		return -1;
 	}
@@ -459,7 +473,7 @@ static int cmd_trim(struct cmd_ctx *ctx, int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	if (session_agent(ctx->s, &ag) < 0)
+	if (heap_agent(ctx, &ag) < 0)
 		return -1;
 	if (!ag->api_ok && pyapi_resolve(&ag->api, ag->pi) == 0)
 		ag->api_ok = 1;

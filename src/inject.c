@@ -40,7 +40,18 @@ void inject_init(struct injector *ij, struct task *t, struct modules *mods)
 	ij->task = t;
 	ij->mods = mods;
 	ij->call_timeout_us = 10ll * 1000 * 1000;
+	ij->safepoint_timeout_us = 30ll * 1000 * 1000;
 	ij->others_run = 1;
+}
+
+void inject_progress(struct injector *ij, const char *what, uint64_t start_us, uint64_t *last_us)
+{
+	uint64_t now = now_us();
+
+	if (!ij->progress || now - start_us < 1000000 || now - *last_us < 1000000)
+		return;
+	*last_us = now;
+	ij->progress(ij->progress_arg, what, (double)(now - start_us) / 1e6);
 }
 
 /* ----- the stubs, assembled here (the unit test disassembles them) ----- */
@@ -264,26 +275,42 @@ int inject_syscall(struct injector *ij, struct task_thread *thr, long nr, const 
 	arch_set_syscall(&r, nr, args, nargs);
 	arch_set_pc(&r, ij->syscall_insn);
 	arch_clear_syscall_restart(&r);
-	if (task_set_regs(ij->task, thr, &r) < 0 || task_step_thread(ij->task, thr) < 0)
+	if (task_set_regs(ij->task, thr, &r) < 0)
 		return -1;
-	w = task_wait_thread(ij->task, thr, SYSCALL_TIMEOUT_US);
-	if (w <= 0) {
-		if (w == 0) {
-			task_interrupt_thread(ij->task, thr);
-			task_wait_thread(ij->task, thr, SYSCALL_TIMEOUT_US);
+	for (int tries = 0;; tries++) {
+		if (task_step_thread(ij->task, thr) < 0)
+			return -1;
+		w = task_wait_thread(ij->task, thr, SYSCALL_TIMEOUT_US);
+		if (w <= 0) {
+			if (w == 0) {
+				task_interrupt_thread(ij->task, thr);
+				task_wait_thread(ij->task, thr, SYSCALL_TIMEOUT_US);
+			}
+			if (thr->state == THR_STOPPED)
+				task_set_regs(ij->task, thr, &thr->guard_regs);
+			return error("the system call %ld in thread %d did not complete", nr,
+				     thr->tid);
 		}
-		if (thr->state == THR_STOPPED)
+		if (thr->stop == STOP_TRAP)
+			break;
+		/* a stop we asked for earlier, delivered before the step: step again; a
+		 * signal that got through the mask is the program's, for later */
+		if (thr->stop == STOP_SIGNAL) {
+			thr->deferred_sig = thr->sig;
+			thr->sig = 0;
+		}
+		if (tries > 8 || (thr->stop != STOP_INTERRUPT && thr->stop != STOP_SIGNAL)) {
 			task_set_regs(ij->task, thr, &thr->guard_regs);
-		return error("the system call %ld in thread %d did not complete", nr, thr->tid);
-	}
-	if (thr->stop != STOP_TRAP) {
-		/* a fault, or a signal despite the mask: put it back and report */
-		int sig = thr->sig;
-
-		thr->sig = 0;
-		task_set_regs(ij->task, thr, &thr->guard_regs);
-		return error("the system call %ld in thread %d was interrupted by signal %d", nr,
-			     thr->tid, sig);
+			return error("the system call %ld in thread %d was interrupted (stop %d)", nr,
+				     thr->tid, (int)thr->stop);
+		}
+		if (task_get_regs(ij->task, thr, &r) < 0)
+			return -1;
+		if (arch_pc(&r) != ij->syscall_insn) {
+			/* it went somewhere else: put it back and give up */
+			task_set_regs(ij->task, thr, &thr->guard_regs);
+			return error("the system call %ld in thread %d did not run", nr, thr->tid);
+		}
 	}
 	if (task_get_regs(ij->task, thr, &r) < 0)
 		return -1;
@@ -407,8 +434,9 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 	uint64_t sp, start = now_us();
 	sigset_t catch;
 	arch_regs r;
-	char name[128];
-	int warned = 0;
+	char name[128], what[192];
+	int warned = 0, asked = 0;
+	uint64_t last_progress = 0;
 
 	if (!ij->scratch)
 		BUG("inject_call before inject_setup");
@@ -417,6 +445,7 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 	if (prepare_thread(ij, thr) < 0)
 		return -1;
 	describe_fn(ij, fn, name, sizeof(name));
+	snprintf(what, sizeof(what), "running %s in thread %d", name, thr->tid);
 	r = thr->guard_regs;
 	sp = arch_sp(&r) - ARCH_RED_ZONE - CALL_STACK_SLACK;
 	sp &= ~(uint64_t)(ARCH_STACK_ALIGN - 1);
@@ -457,16 +486,29 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 		if (ev.kind == TEV_EXEC)
 			return error("the target replaced its program during a call to %s", name);
 		if (ev.kind == TEV_TIMEOUT) {
+			inject_progress(ij, what, start, &last_progress);
 			if (!warned && (int64_t)(now_us() - start) > ij->call_timeout_us) {
-				note("the call to %s in thread %d has not returned after %lld s; waiting "
-				     "(Ctrl-C abandons it, which may leave the interpreter "
-				     "inconsistent)",
+				note("the call to %s in thread %d has not returned after %lld s; still "
+				     "waiting (Ctrl-C twice abandons it)",
 				     name, thr->tid, (long long)(ij->call_timeout_us / 1000000));
 				warned = 1;
 			}
 			continue;
 		}
+		if (ev.kind == TEV_INTERRUPTED && !asked) {
+			/* the thread is inside the interpreter: stopping it half-way could leave a
+			 * lock held or an object half built, so the first Ctrl-C only asks */
+			note("pyleakdb's call to %s is running inside the target; abandoning it "
+			     "half-way could corrupt the interpreter, so pyleakdb waits for it to "
+			     "finish.  Press Ctrl-C again to abandon it anyway.",
+			     name);
+			asked = 1;
+			continue;
+		}
 		if (ev.kind == TEV_INTERRUPTED) {
+			warning("abandoning the call to %s in thread %d: the target may be left "
+				"inconsistent",
+				name, thr->tid);
 			task_interrupt_thread(t, thr);
 			task_wait_thread(t, thr, SYSCALL_TIMEOUT_US);
 			task_stop_all(t);
@@ -478,6 +520,16 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 		if (ev.kind == TEV_GROUP_STOP)
 			continue;
 		if (ev.thr != thr) {
+			arch_regs other;
+
+			/* the main thread running into our pending-call trampoline while we were
+			 * still queueing it: it stays where it is, stopped, for the caller */
+			if (ev.sig == ij->trap_sig && task_get_regs(t, ev.thr, &other) == 0 &&
+			    inject_owns_pc(ij, arch_pc(&other))) {
+				ev.thr->sig = 0;
+				ij->parked_tid = ev.thr->tid;
+				continue;
+			}
 			/* another thread's signal or trap is its own business */
 			task_resume_thread(t, ev.thr, ev.sig);
 			continue;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "output.h"
 
 #define ESC_RING 64
@@ -19,6 +21,25 @@ static struct strbuf esc_ring[ESC_RING];
 static size_t esc_next;
 
 static const char *const diag_keys[3] = {"errors", "warnings", "notes"};
+static int progress_shown;
+
+void out_progress(const char *what, double seconds)
+{
+	if (mode == OUT_JSON || !isatty(STDERR_FILENO))
+		return;
+	fprintf(stderr, "\r\033[K%s: %.0f s (Ctrl-C to stop)", what, seconds);
+	fflush(stderr);
+	progress_shown = 1;
+}
+
+static void progress_clear(void)
+{
+	if (progress_shown) {
+		fprintf(stderr, "\r\033[K");
+		fflush(stderr);
+		progress_shown = 0;
+	}
+}
 
 static int diag_index(const char *level)
 {
@@ -48,6 +69,7 @@ static void diag_sink(const char *level, const char *msg)
 		return;
 	}
 	fflush(stdout);
+	progress_clear();
 	if (!strcmp(level, "note"))
 		fprintf(stderr, "%s\n", msg);
 	else
@@ -94,6 +116,7 @@ void out_end(int ok, out_render_fn render)
 {
 	if (!cur_result)
 		BUG("no command under way");
+	progress_clear();
 	if (mode == OUT_JSON) {
 		json_t *o = json_object();
 

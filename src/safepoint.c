@@ -231,7 +231,7 @@ static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct 
 	struct pythread *mainpt = main_pythread(pts, npts);
 	struct task_thread *caller = NULL, *mainthr;
 	struct inject_tramp_ctl ctl = {0};
-	uint64_t ctl_addr, args[2], r, start;
+	uint64_t ctl_addr, args[2], r, start, last_progress = 0;
 	sigset_t catch;
 	int said = 0;
 
@@ -250,12 +250,18 @@ static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct 
 		caller = mainthr;
 	if (inject_setup(ij, caller) < 0)
 		return -1;
+	if (ij->pending_queued) {
+		/* the one we queued before (it timed out) is still in the queue: wait for it */
+		debug("a pending call of ours is still queued; waiting for it");
+		goto wait;
+	}
 	ctl.pid = t->pid;
 	ctl.sig = ij->trap_sig;
 	if (inject_put(ij, CTL_OFFSET, &ctl, sizeof(ctl), &ctl_addr) < 0)
 		return -1;
 	args[0] = ij->pending_tramp;
 	args[1] = ctl_addr;
+	ij->parked_tid = 0;
 	if (inject_call(ij, caller, api->add_pending_call, args, 2, &r) < 0) {
 		inject_finish(ij, caller);
 		return -1;
@@ -264,9 +270,36 @@ static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct 
 	if ((int)r != 0)
 		return error("the interpreter's queue of pending calls is full; try again");
 	ij->pending_queued = 1;
+	debug("pending call queued by thread %d (tramp %#" PRIx64 ", ctl %#" PRIx64 ")", caller->tid,
+	      ij->pending_tramp, ctl_addr);
 
 	snprintf(sp->where, sizeof(sp->where), "thread %d (MainThread), between two bytecodes",
 		 mainthr->tid);
+	/* the trampoline may have run already, while the other threads ran during the
+	 * queueing: then its thread is stopped on our signal, which must not be delivered */
+	for (size_t i = 0; i < t->nthr && !ij->parked_tid; i++) {
+		struct task_thread *other = t->thr[i];
+		arch_regs regs;
+
+		if (other->state == THR_STOPPED && other->stop == STOP_SIGNAL &&
+		    other->sig == ij->trap_sig && task_get_regs(t, other, &regs) == 0 &&
+		    inject_owns_pc(ij, arch_pc(&regs))) {
+			other->sig = 0;
+			ij->parked_tid = other->tid;
+		}
+	}
+	if (ij->parked_tid) {
+		/* it ran at once, while the other threads ran during the queueing */
+		debug("the pending call ran during its queueing, in thread %d", ij->parked_tid);
+		sp->thr = task_thread_by_tid(t, ij->parked_tid);
+		ij->parked_tid = 0;
+		ij->pending_queued = 0;
+		if (!sp->thr)
+			return error("the thread that ran the pending call is gone");
+		sp->kind = SAFEPOINT_PENDING;
+		return 0;
+	}
+wait:
 	sigemptyset(&catch);
 	sigaddset(&catch, ij->trap_sig);
 	start = now_us();
@@ -296,10 +329,22 @@ static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct 
 				     mainthr->tid);
 				said = 1;
 			}
+			inject_progress(ij, "waiting for a safe point", start, &last_progress);
+			if ((int64_t)(now_us() - start) > ij->safepoint_timeout_us) {
+				task_stop_all(t);
+				return error("no safe point within %lld s: the main thread never reached "
+					     "a bytecode boundary and no other thread waits in a safe "
+					     "place (see 'bt all'); the queued call is inert and stays "
+					     "until the interpreter runs it",
+					     (long long)(ij->safepoint_timeout_us / 1000000));
+			}
 			continue;
 		}
 		if (ev.kind == TEV_EXEC)
 			return error("the target replaced its program");
+		if (ev.thr)
+			debug("while waiting for the pending call: event %d on thread %d, signal %d",
+			      ev.kind, ev.thr->tid, ev.sig);
 		if (ev.kind != TEV_SIGNAL || task_get_regs(t, ev.thr, &regs) < 0 ||
 		    !inject_owns_pc(ij, arch_pc(&regs))) {
 			/* not ours: let it go on */
@@ -338,6 +383,7 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 		return error("the interpreter has no threads (finalising?)");
 	}
 	thr = pick_blocked(pi, unw, pts, npts, sp);
+	debug("safe point: %s", thr ? sp->where : "none blocked; queueing a pending call");
 	if (thr) {
 		sp->kind = SAFEPOINT_BLOCKED;
 		sp->thr = thr;

@@ -80,6 +80,22 @@ void note(const char *fmt, ...)
 	va_end(ap);
 }
 
+void debug(const char *fmt, ...)
+{
+	static int on = -1;
+	va_list ap;
+
+	if (on < 0)
+		on = getenv("PYLEAKDB_DEBUG") != NULL;
+	if (!on)
+		return;
+	fprintf(stderr, "[pyleakdb %.3f] ", (double)now_us() / 1e6);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 static void run_emergency_hook(void)
 {
 	void (*fn)(void) = emergency_hook;
