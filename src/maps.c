@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <elf.h>
@@ -209,11 +210,9 @@ int modules_build(pid_t pid, const struct maps *m, struct modules *out)
 
 void modules_release(struct modules *mods)
 {
-	for (size_t i = 0; i < mods->n; i++) {
+	/* symbol tables belong to the cache below, not to the modules */
+	for (size_t i = 0; i < mods->n; i++)
 		free(mods->v[i].path);
-		if (mods->v[i].symtab)
-			symtab_free(mods->v[i].symtab);
-	}
 	free(mods->v);
 	mods->v = NULL;
 	mods->n = 0;

@@ -256,7 +256,8 @@ json_t *json_target_str(const char *bytes, size_t len)
 	json_t *j;
 
 	sb_add_utf8_sanitized(&sb, bytes, len);
-	j = json_string(sb_str(&sb));
+	/* valid UTF-8 by construction, and NUL-free: no need for jansson to check again */
+	j = json_stringn_nocheck(sb_str(&sb), sb.len);
 	sb_release(&sb);
 	return j ? j : json_string("");
 }

@@ -333,7 +333,6 @@ int pyinterp_refresh_maps(struct pyinterp *pi)
 				m->symtab_tried = o->symtab_tried;
 				m->bias = o->bias;
 				m->bias_known = o->bias_known;
-				o->symtab = NULL;
 				break;
 			}
 		}

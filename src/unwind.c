@@ -168,7 +168,9 @@ static struct unwinder *lu_create(struct task *t, struct modules *mods)
 		error("cannot create a libunwind address space");
 		return NULL;
 	}
-	/* deep recursion returns to the same few addresses: remember their unwind rules */
+	/* deep recursion returns to the same few addresses: remember their unwind rules (per
+	 * thread: pyleakdb has one, and the global cache takes a lock and masks signals on
+	 * every step) */
 	unw_set_caching_policy(u->as, UNW_CACHE_GLOBAL);
 	u->generation = t->generation;
 	u->pid = t->pid;
