@@ -128,16 +128,36 @@ static int run_source(struct agent *ag, struct task_thread *thr, const char *src
 	return 0;
 }
 
-static int install(struct agent *ag, struct task_thread *thr, uint64_t filename)
+/* agent.py first (the others build on it), then every other file, in name order. */
+static int run_agent_files(struct agent *ag, struct task_thread *thr, uint64_t filename)
 {
-	uint64_t ns, builtins, name, args[3], r, result;
-	const struct agent_file *src = NULL;
+	const struct agent_file *order[16];
+	size_t n = 0;
+	uint64_t args[1], r, result;
 
 	for (size_t i = 0; i < agent_files_count; i++)
 		if (!strcmp(agent_files[i].name, "agent"))
-			src = &agent_files[i];
-	if (!src)
+			order[n++] = &agent_files[i];
+	if (n != 1)
 		BUG("the agent's source is not in the binary");
+	for (size_t i = 0; i < agent_files_count && n < ARRAY_SIZE(order); i++)
+		if (strcmp(agent_files[i].name, "agent"))
+			order[n++] = &agent_files[i];
+	for (size_t i = 0; i < n; i++) {
+		if (run_source(ag, thr, (const char *)order[i]->data, order[i]->len, PY_FILE_INPUT,
+			       filename, &result) < 0)
+			return -1;
+		args[0] = result;
+		if (call(ag, thr, ag->api.decref, args, 1, &r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int install(struct agent *ag, struct task_thread *thr, uint64_t filename)
+{
+	uint64_t ns, builtins, name, args[3], r;
+
 	if (call(ag, thr, ag->api.dict_new, NULL, 0, &ns) < 0)
 		return -1;
 	if (!ns)
@@ -151,16 +171,14 @@ static int install(struct agent *ag, struct task_thread *thr, uint64_t filename)
 	if (call(ag, thr, ag->api.dict_set_item_string, args, 3, &r) < 0)
 		return -1;
 	ag->ns = ns;
-	if (run_source(ag, thr, (const char *)src->data, src->len, PY_FILE_INPUT, filename,
-		       &result) < 0) {
+	if (run_agent_files(ag, thr, filename) < 0) {
 		args[0] = ns;
 		call(ag, thr, ag->api.dict_clear, args, 1, &r);
 		call(ag, thr, ag->api.decref, args, 1, &r);
 		ag->ns = 0;
 		return -1;
 	}
-	args[0] = result;
-	return call(ag, thr, ag->api.decref, args, 1, &r);
+	return 0;
 }
 
 /* Read a bytes object's contents out of the target. */

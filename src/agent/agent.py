@@ -20,6 +20,8 @@ _ns = globals()
 _state = {"growth": None, "tm_started": False, "tm_prev": None, "iteration": None}
 _builtin_modules = {}
 _imported_by_us = []
+# functions the other agent files register to undo what they set up, run at detach
+_cleanups = []
 
 
 def _builtin(name):
@@ -108,7 +110,7 @@ def _own_objects():
     strings, numbers), so walking the built-in containers from our roots, and
     nothing else, finds exactly what is ours.
     """
-    roots = [_ns, _imported_by_us]
+    roots = [_ns, _imported_by_us, _cleanups]
     for m in _imported_by_us:
         roots.append(m)
         roots.append(m.__dict__)
@@ -495,6 +497,12 @@ def _call(name, *args):
 
 def _uninstall():
     """Leave nothing behind: tracing we started stops, our state goes."""
+    for fn in reversed(_cleanups):
+        try:
+            fn()
+        except BaseException:
+            pass
+    del _cleanups[:]
     try:
         if _state["tm_started"] and _tm().is_tracing():
             _tm().stop()
