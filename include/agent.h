@@ -52,6 +52,18 @@ int agent_call(struct agent *ag, struct agent_args *args, json_t **result);
 /* Call a C function of the target at a safe point (malloc_trim): *ret is its return value. */
 int agent_call_native(struct agent *ag, uint64_t fn, const uint64_t *args, int nargs,
 		      uint64_t *ret);
+/*
+ * Run an agent function once "as" each of the given thread states (at one
+ * safe point, swapping the current thread state, the other threads held
+ * stopped): how per-thread state such as a trace function is set in
+ * threads that are not at a safe point themselves.  The replies go into
+ * *results (a JSON array, the caller decrefs), one per thread state.
+ */
+int agent_call_each_thread(struct agent *ag, const char *function, const uint64_t *tstates,
+			   size_t n, json_t **results);
+/* How many threads are running agent code right now (read from their Python stacks). */
+int agent_busy_threads(struct agent *ag);
+
 /* Remove everything the agent put in the target.  Needs a safe point if it was installed. */
 int agent_release(struct agent *ag);
 int agent_installed(const struct agent *ag);

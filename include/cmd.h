@@ -77,6 +77,7 @@ extern const struct cmd cmd_target_cmds[];
 extern const struct cmd cmd_stack_cmds[];
 extern const struct cmd cmd_mem_cmds[];
 extern const struct cmd cmd_heap_cmds[];
+extern const struct cmd cmd_break_cmds[];
 extern const struct cmd cmd_info_cmds[]; /* the words after "info" */
 extern const struct cmd cmd_misc_cmds[]; /* help, and the like */
 
@@ -94,6 +95,16 @@ int cmd_info_memory(struct cmd_ctx *ctx, int argc, char **argv);
 void render_info_memory(const json_t *r);
 int cmd_info_maps(struct cmd_ctx *ctx, int argc, char **argv);
 void render_info_maps(const json_t *r);
+
+/* One thread's merged stack, as bt shows it; NULL when there is no such thread. */
+json_t *cmd_thread_stack(struct session *s, pid_t tid);
+void render_thread_stack(const json_t *t);
+/* Why the target stopped, for continue and iter: render with render_stop(). */
+json_t *cmd_describe_stop(struct session *s, const struct stop_info *st);
+void render_stop(const json_t *stop);
+/* "info breakpoints" and "set", which live with the breakpoint commands. */
+int cmd_info_breakpoints(struct cmd_ctx *ctx, int argc, char **argv);
+void render_info_breakpoints(const json_t *r);
 
 /* Where a thread is, as {"tid", "name", "function", "file", "line"}; NULL when unknown. */
 json_t *cmd_thread_where(struct session *s, pid_t tid);

@@ -47,6 +47,9 @@ struct injector {
 	/* a thread that ran into our trampoline while another call was under way: it
 	 * stays stopped there, for safepoint to find */
 	pid_t parked_tid;
+	/* a thread stopped at a source breakpoint, inside the agent with the GIL held: the
+	 * safe point for whatever runs next, until the target runs again */
+	pid_t hit_tid;
 	/* told, about once a second, how long a call or a wait has been under way */
 	void (*progress)(void *arg, const char *what, double seconds);
 	void *progress_arg;

@@ -49,7 +49,8 @@ struct pyapi {
 	uint64_t err_fetch, err_restore, err_clear;
 	uint64_t dict_new, dict_set_item_string, dict_clear, eval_get_builtins;
 	uint64_t compile_string, eval_code; /* Py_CompileString, PyEval_EvalCode */
-	uint64_t decref, add_pending_call;
+	uint64_t decref, incref, add_pending_call;
+	uint64_t thread_swap; /* PyThreadState_Swap */
 	uint64_t malloc_trim; /* glibc's, where there is one */
 };
 

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "agent.h"
+#include "breakpoint.h"
 #include "pyinterp.h"
 #include "task.h"
 #include "unwind.h"
@@ -20,6 +21,8 @@ struct session {
 	struct pyinterp pi;
 	struct unwinder *unw;
 	struct agent agent; /* valid while python_ok */
+	struct bpset bps;
+	uint64_t last_stop_rss; /* RSS at the previous stop, for "+10.2 MiB since" */
 	int attached;
 	int python_ok;
 	unsigned long maps_generation; /* task generation the maps were read at */
@@ -39,6 +42,9 @@ void session_release(struct session *s);
 /* Is there a live, stopped target with a readable interpreter?  Errors say what to do. */
 int session_require_target(struct session *s);
 int session_require_python(struct session *s);
+/* The process ended under us: forget it, cleanly. */
+void session_ended(struct session *s);
+
 /* The agent, ready to be called (installed on first use). */
 int session_agent(struct session *s, struct agent **out);
 

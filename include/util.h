@@ -47,6 +47,7 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
 
 /* A growable NUL-terminated buffer; sb_release() frees it, sb_detach() hands it over. */
 struct strbuf {

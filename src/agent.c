@@ -8,15 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "agent-blob.h"
 #include "agent.h"
 #include "mem.h"
+#include "pyframes.h"
 
 /* Python's start symbols for compiling (Include/compile.h: Py_file_input, Py_eval_input). */
 #define PY_FILE_INPUT 257
 #define PY_EVAL_INPUT 258
 /* The file name our code compiles under: tracebacks and tracemalloc tell it apart. */
 #define AGENT_FILENAME "<pyleakdb-agent>"
+/* How long threads get to leave agent code before the namespace goes, and how often. */
+#define DRAIN_TRIES 50
+#define DRAIN_SLICE_US 2000
 /* The largest reply we read back. */
 #define REPLY_MAX (256u << 20)
 
@@ -305,6 +311,110 @@ int agent_call_native(struct agent *ag, uint64_t fn, const uint64_t *args, int n
 	return r;
 }
 
+int agent_call_each_thread(struct agent *ag, const char *function, const uint64_t *tstates,
+			   size_t n, json_t **results)
+{
+	struct strbuf expr = STRBUF_INIT, reply = STRBUF_INIT;
+	struct safepoint sp;
+	uint64_t filename, args[1], old = 0, result, r;
+	int ret = 0, others = ag->ij.others_run;
+
+	*results = json_array();
+	if (prepare(ag) < 0)
+		return -1;
+	sb_adds(&expr, "_call(");
+	agent_quote_bytes(&expr, function, strlen(function));
+	sb_addc(&expr, ')');
+	if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0) {
+		sb_release(&expr);
+		return -1;
+	}
+	ag->last = sp;
+	/* nobody else may run while our thread stands in for another: that thread's own code
+	 * would find its state in use */
+	ag->ij.others_run = 0;
+	if (!ag->ns && put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME),
+				  &filename) == 0)
+		install(ag, sp.thr, filename);
+	if (put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME), &filename) < 0)
+		ret = -1;
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		json_error_t jerr;
+		json_t *j;
+
+		args[0] = tstates[i];
+		if (call(ag, sp.thr, ag->api.thread_swap, args, 1, &old) < 0) {
+			ret = -1;
+			break;
+		}
+		if (run_source(ag, sp.thr, sb_str(&expr), expr.len, PY_EVAL_INPUT, filename,
+			       &result) == 0) {
+			if (read_bytes_object(ag, result, &reply) == 0 &&
+			    (j = json_loadb(reply.buf, reply.len, 0, &jerr)))
+				json_array_append_new(*results, j);
+			else
+				json_array_append_new(*results, json_null());
+			args[0] = result;
+			call(ag, sp.thr, ag->api.decref, args, 1, &r);
+		} else {
+			json_array_append_new(*results, json_null());
+		}
+		/* back to the thread state the safe point gave us, whatever happened */
+		args[0] = old;
+		if (call(ag, sp.thr, ag->api.thread_swap, args, 1, &r) < 0)
+			ret = -1;
+	}
+	ag->ij.others_run = others;
+	if (safepoint_leave(&ag->ij, &ag->api, &sp) < 0)
+		ret = -1;
+	sb_release(&expr);
+	sb_release(&reply);
+	return ret;
+}
+
+int agent_busy_threads(struct agent *ag)
+{
+	struct pythread *pts;
+	size_t n;
+	int busy = 0;
+
+	if (py_threads(ag->pi, &pts, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct pystack ps;
+
+		if (py_stack(ag->pi, pts[i].tstate, &ps) == 0 || ps.n) {
+			for (size_t j = 0; j < ps.n; j++)
+				if (ps.v[j].file && !strcmp(ps.v[j].file, AGENT_FILENAME)) {
+					busy++;
+					break;
+				}
+		}
+		pystack_release(&ps);
+	}
+	free(pts);
+	return busy;
+}
+
+/* Let threads that are inside agent code (a trace function, a breakpoint) run out of it. */
+static int drain_agent_code(struct agent *ag)
+{
+	for (int tries = 0; tries < DRAIN_TRIES; tries++) {
+		int busy = agent_busy_threads(ag);
+
+		if (busy <= 0)
+			return busy;
+		debug("%d thread(s) still run agent code; letting them go on briefly", busy);
+		ag->ij.hit_tid = 0;
+		if (task_resume_all(ag->task) < 0)
+			return -1;
+		usleep(DRAIN_SLICE_US);
+		if (task_stop_all(ag->task) < 0)
+			return -1;
+	}
+	return agent_busy_threads(ag);
+}
+
 int agent_release(struct agent *ag)
 {
 	struct task_thread *thr;
@@ -314,6 +424,8 @@ int agent_release(struct agent *ag)
 		struct strbuf reply = STRBUF_INIT;
 		struct safepoint sp;
 		uint64_t args[1], r;
+
+		int busy = drain_agent_code(ag);
 
 		/* stop what we started, then drop the namespace and everything in it */
 		if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0) {
@@ -331,7 +443,13 @@ int agent_release(struct agent *ag)
 				call(ag, sp.thr, ag->api.decref, args, 1, &r);
 			}
 			args[0] = ag->ns;
-			call(ag, sp.thr, ag->api.dict_clear, args, 1, &r);
+			/* clearing breaks the namespace's cycles so it goes at once; but a thread
+			 * still in agent code needs its globals: then only let go of ours */
+			if (busy == 0)
+				call(ag, sp.thr, ag->api.dict_clear, args, 1, &r);
+			else
+				warning("a thread is still running pyleakdb's code; its namespace will go "
+					"at the next garbage collection");
 			call(ag, sp.thr, ag->api.decref, args, 1, &r);
 			ag->ns = 0;
 			if (safepoint_leave(&ag->ij, &ag->api, &sp) < 0)

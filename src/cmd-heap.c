@@ -23,6 +23,7 @@
 struct opts {
 	long long n; /* the positional count, or -1 */
 	int collect;
+	int since_iteration;
 	const char *by;
 	long long sample;
 };
@@ -41,6 +42,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, struct opts *o
 {
 	o->n = -1;
 	o->collect = 0;
+	o->since_iteration = 0;
 	o->by = "count";
 	o->sample = 0;
 	for (int i = 0; i < argc; i++) {
@@ -48,6 +50,8 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, struct opts *o
 
 		if (!strcmp(a, "--collect")) {
 			o->collect = 1;
+		} else if (!strcmp(a, "--since-iteration")) {
+			o->since_iteration = 1;
 		} else if (!strcmp(a, "--by") || !strncmp(a, "--by=", 5)) {
 			const char *v = a[4] == '=' ? a + 5 : (i + 1 < argc ? argv[++i] : NULL);
 
@@ -254,6 +258,11 @@ static int cmd_growth(struct cmd_ctx *ctx, int argc, char **argv)
 
 	if (parse_opts(ctx->cmd, argc, argv, &o) < 0)
 		return -1;
+	if (o.since_iteration) {
+		agent_args_init(&a, "last_iteration");
+		agent_arg_int(&a, o.n > 0 ? o.n : GROWTH_DEFAULT);
+		return agent_into_result(ctx, &a);
+	}
 	agent_args_init(&a, "growth");
 	agent_arg_int(&a, o.n > 0 ? o.n : GROWTH_DEFAULT);
 	agent_arg_int(&a, o.collect);
@@ -564,7 +573,7 @@ const struct cmd cmd_heap_cmds[] = {
 	},
 	{
 		.name = "growth",
-		.usage = "growth [N] [--collect] [--sample N]",
+		.usage = "growth [N] [--collect] [--sample N] [--since-iteration]",
 		.summary = "types whose instance count grew since the previous growth",
 		.help = "objgraph's show_growth: TYPE  COUNT  +DELTA, biggest growth first.  The first\n"
 			"call shows every type.  --collect runs a collection first (objgraph always\n"

@@ -66,6 +66,15 @@ static void render_info_interp(const json_t *r)
 
 const struct cmd cmd_info_cmds[] = {
 	{
+		.name = "breakpoints",
+		.usage = "info breakpoints",
+		.summary = "the breakpoints, with their hit counts",
+		.max_args = 0,
+		.flags = 0,
+		.fn = cmd_info_breakpoints,
+		.render = render_info_breakpoints,
+	},
+	{
 		.name = "threads",
 		.usage = "info threads",
 		.summary = "every thread: TID, name, state, GIL, innermost Python frame",

@@ -481,6 +481,30 @@ void render_info_threads(const json_t *r)
 	}
 }
 
+json_t *cmd_thread_stack(struct session *s, pid_t tid)
+{
+	struct threads_snapshot snap;
+	json_t *o = NULL;
+
+	snapshot(s, &snap);
+	for (size_t i = 0; i < snap.n; i++)
+		if (snap.v[i].thr->tid == tid)
+			o = merged_stack(s, &snap.v[i], 1);
+	snapshot_release(&snap);
+	return o;
+}
+
+void render_thread_stack(const json_t *t)
+{
+	const json_t *frames = json_object_get(t, "frames"), *f;
+	size_t j;
+
+	render_thread_title(t);
+	json_array_foreach(frames, j, f) render_frame_line(f, (int)j, 1);
+	if (json_object_get(t, "instruction"))
+		out_printf("    => %s\n", esc_member(t, "instruction"));
+}
+
 json_t *cmd_thread_where(struct session *s, pid_t tid)
 {
 	struct threads_snapshot snap;

@@ -121,38 +121,6 @@ static void render_kill(const json_t *r)
 	out_printf("Killed process %lld.\n", json_int_member(r, "killed", 0));
 }
 
-/* What the target did while it ran, and where it is now. */
-static void report_stop(struct cmd_ctx *ctx, const struct task_event *ev, json_t *r)
-{
-	struct session *s = ctx->s;
-	json_t *threads = json_array();
-
-	switch (ev->kind) {
-	case TEV_INTERRUPTED:
-		json_object_set_new(r, "stopped", json_string("interrupted"));
-		break;
-	case TEV_TIMEOUT:
-		json_object_set_new(r, "stopped", json_string("time"));
-		break;
-	default:
-		json_object_set_new(r, "stopped", json_string("event"));
-		break;
-	}
-	/* the threads that were doing something: running, or holding the GIL */
-	for (size_t i = 0; i < s->task.nthr; i++) {
-		json_t *w = cmd_thread_where(s, s->task.thr[i]->tid);
-
-		if (!w)
-			continue;
-		if (s->task.thr[i]->tid == s->task.pid ||
-		    json_is_true(json_object_get(w, "holds_gil")))
-			json_array_append_new(threads, w);
-		else
-			json_decref(w);
-	}
-	json_object_set_new(r, "threads", threads);
-}
-
 static void render_continuing(const json_t *ev)
 {
 	(void)ev;
@@ -162,52 +130,34 @@ static void render_continuing(const json_t *ev)
 static int cmd_continue(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct session *s = ctx->s;
-	struct task_event ev;
-	json_t *r = out_result();
+	struct stop_info st;
 	uint64_t us = 0;
 	int64_t timeout = -1;
+	json_t *stop;
 
 	if (argc) {
 		if (parse_duration_us(argv[0], &us) < 0 || !us)
 			return cmd_usage_error(ctx->cmd, "not a duration: \"%s\" (e.g. 2s, 500ms)",
 					       esc(argv[0]));
 		timeout = (int64_t)us;
-	} else if (ctx->batch) {
+	} else if (ctx->batch && !s->bps.n) {
 		note("continuing until the process exits (give a duration to stop it sooner: "
 		     "'continue 5s')");
 	}
 	out_event(json_pack("{s:s}", "event", "continuing"), render_continuing);
 	task_take_sigint();
-	if (session_continue(s, NULL, timeout, &ev) < 0)
+	if (bp_run(s, timeout, &st) < 0)
 		return -1;
-	if (ev.kind == TEV_EXITED) {
-		char why[64];
-
-		json_object_set_new(r, "exited", json_true());
-		json_object_set_new(r, "pid", json_integer(s->task.pid));
-		json_object_set_new(r, "how", json_string(task_end_reason(&s->task, why, sizeof(why))));
-		return 0;
-	}
-	json_object_set_new(r, "pid", json_integer(s->task.pid));
-	report_stop(ctx, &ev, r);
+	stop = cmd_describe_stop(s, &st);
+	json_decref(st.hit);
+	json_object_update(out_result(), stop);
+	json_decref(stop);
 	return 0;
 }
 
 static void render_continue(const json_t *r)
 {
-	const json_t *threads = json_object_get(r, "threads"), *t;
-	const char *stopped = esc_member(r, "stopped");
-	size_t i;
-
-	if (json_is_true(json_object_get(r, "exited"))) {
-		out_printf("Process %lld %s.\n", json_int_member(r, "pid", 0), esc_member(r, "how"));
-		return;
-	}
-	out_printf("\nProcess %lld stopped (%s).\n", json_int_member(r, "pid", 0),
-		   !strcmp(stopped, "interrupted") ? "Ctrl-C"
-		   : !strcmp(stopped, "time")	   ? "time is up"
-						   : stopped);
-	json_array_foreach(threads, i, t) render_where_line(t, "  ");
+	render_stop(r);
 }
 
 static int cmd_quit(struct cmd_ctx *ctx, int argc, char **argv)

@@ -68,6 +68,8 @@ int pyapi_resolve(struct pyapi *api, struct pyinterp *pi)
 		{"Py_CompileString", offsetof(struct pyapi, compile_string), 0},
 		{"PyEval_EvalCode", offsetof(struct pyapi, eval_code), 0},
 		{"Py_DecRef", offsetof(struct pyapi, decref), 0},
+		{"Py_IncRef", offsetof(struct pyapi, incref), 0},
+		{"PyThreadState_Swap", offsetof(struct pyapi, thread_swap), 0},
 		{"Py_AddPendingCall", offsetof(struct pyapi, add_pending_call), 0},
 	};
 	struct symtab *st = module_symtab(&pi->mods, pi->pymod);
@@ -381,6 +383,20 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 	if (!npts) {
 		free(pts);
 		return error("the interpreter has no threads (finalising?)");
+	}
+	/* stopped at a breakpoint: that thread is inside the agent, holding the GIL */
+	thr = ij->hit_tid ? task_thread_by_tid(pi->task, ij->hit_tid) : NULL;
+	if (thr && thr->state == THR_STOPPED) {
+		free(pts);
+		sp->kind = SAFEPOINT_BLOCKED;
+		sp->thr = thr;
+		snprintf(sp->where, sizeof(sp->where), "thread %d, stopped at a breakpoint",
+			 thr->tid);
+		if (inject_call(ij, thr, api->gil_ensure, NULL, 0, &sp->gstate) < 0) {
+			inject_finish(ij, thr);
+			return -1;
+		}
+		return 0;
 	}
 	thr = pick_blocked(pi, unw, pts, npts, sp);
 	debug("safe point: %s", thr ? sp->where : "none blocked; queueing a pending call");

@@ -26,6 +26,7 @@ void session_init(struct session *s)
 {
 	memset(s, 0, sizeof(*s));
 	task_init(&s->task);
+	bpset_init(&s->bps);
 }
 
 static int open_python(struct session *s)
@@ -288,6 +289,11 @@ int session_detach(struct session *s)
 
 	if (!s->attached)
 		return error("not attached to any process");
+	/* hooks out first, then the agent they belong to */
+	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 &&
+	    bp_remove_all(s) < 0)
+		warning("pyleakdb could not remove its breakpoints from process %d", s->task.pid);
+	bpset_release(&s->bps);
 	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 &&
 	    agent_release(&s->agent) < 0)
 		warning("pyleakdb could not remove everything it put in process %d",
@@ -308,6 +314,7 @@ int session_kill(struct session *s)
 {
 	if (!s->attached)
 		return error("not attached to any process");
+	bpset_release(&s->bps);
 	task_kill(&s->task);
 	unwinder_destroy(s->unw);
 	s->unw = NULL;
@@ -362,8 +369,7 @@ int session_sync(struct session *s)
 	return 0;
 }
 
-/* After the process exits under us: forget it, cleanly. */
-static void session_gone(struct session *s)
+void session_ended(struct session *s)
 {
 	unwinder_destroy(s->unw);
 	s->unw = NULL;
@@ -389,7 +395,7 @@ int session_continue(struct session *s, const sigset_t *catch, int64_t timeout_u
 	if (task_wait(t, catch, timeout_us, ev) < 0)
 		return -1;
 	if (ev->kind == TEV_EXITED) {
-		session_gone(s);
+		session_ended(s);
 		return 0;
 	}
 	if (ev->kind == TEV_EXEC) {

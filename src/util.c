@@ -166,6 +166,15 @@ char *xstrdup(const char *s)
 	return d;
 }
 
+char *xstrndup(const char *s, size_t n)
+{
+	char *d = strndup(s, n);
+
+	if (!d)
+		die("out of memory");
+	return d;
+}
+
 void sb_init(struct strbuf *sb)
 {
 	sb->buf = NULL;

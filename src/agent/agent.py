@@ -127,6 +127,10 @@ def _own_objects():
     is_tracked = _gc.is_tracked
     seen = set()
     out = []
+    # the list we return is tracked too: call this before gc.get_objects(), and every
+    # object it names (itself included) is in the census, to be taken out again
+    out.append(out)
+    seen.add(id(out))
     todo = roots
     while todo:
         o = todo.pop()
@@ -242,8 +246,8 @@ def _bounded_repr(o, depth):
 # ----- commands -----
 
 def top(n, by, samples):
-    objs = _gc.get_objects()
     own = _own_objects()
+    objs = _gc.get_objects()
     counts = _counts(objs, own)
     total = sum(counts.values())
     if _text(by) == "size":
@@ -276,8 +280,8 @@ def _samples_of(objs, t, n, own):
 def growth(n, collect, mark_iteration):
     if collect:
         _gc.collect()
-    objs = _gc.get_objects()
     own = _own_objects()
+    objs = _gc.get_objects()
     now = _counts(objs, own)
     del objs
     prev = _state["growth"]
@@ -305,6 +309,17 @@ def growth(n, collect, mark_iteration):
         "grew": len(rows),
         "shrank": [{"type": _type_name(t), "count": c, "delta": d} for d, c, t in gone[:n]],
     }
+
+
+def last_iteration(n):
+    """The whole growth table of the last iter step."""
+    it = _state.get("iteration")
+    if it is None:
+        return {"error": "no iteration yet: 'iter' at a breakpoint records one"}
+    rows = sorted(it.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return {"first": False, "grew": len(rows),
+            "rows": [{"type": name, "count": c, "delta": d} for name, (d, c) in rows[:n]],
+            "shrank": []}
 
 
 def collect(generation):
@@ -449,8 +464,14 @@ def _format_exception(e):
 
 
 def _namespace():
+    """Where eval and exec run: the frame pyleakdb stopped at, else __main__."""
+    cur = _ns.get("_current")
+    if cur is not None and cur.get("frame") is not None:
+        f = cur["frame"]
+        return f.f_globals, f.f_locals
     main = sys.modules.get("__main__")
-    return main.__dict__ if main is not None else {}
+    g = main.__dict__ if main is not None else {}
+    return g, g
 
 
 def run(source, mode, limit):
@@ -458,12 +479,12 @@ def run(source, mode, limit):
     # interpreter's AST classes on first use, which would stay in the target after us
     source = _text(source)
     mode = _text(mode)
-    g = _namespace()
+    g, loc = _namespace()
     try:
         if mode == "eval":
-            value = eval(source, g)
+            value = eval(source, g, loc)
         else:
-            exec(source, g)
+            exec(source, g, loc)
             value = None
     except BaseException as e:  # the target's exceptions never escape into it
         r = {"raised": _format_exception(e)}

@@ -1,0 +1,399 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Source breakpoints, inside the target.
+#
+# 3.12 and later: sys.monitoring, with LINE (or PY_START for a function)
+# events switched on for the watched code objects only: the rest of the
+# program runs at full speed.  Before 3.12: a trace function that declines
+# every frame whose code is not watched, so only watched frames get line
+# events.  pyleakdb installs it in every thread (it runs _arm_current() "as"
+# each thread, with PyThreadState_Swap) and in threading's hook for new ones.
+#
+# A hit raises pyleakdb's trap signal at the hitting thread.  Traced, the
+# thread stops there, inside this file with the GIL held: a safe point.
+# pyleakdb acknowledges the hit before letting the thread go.  If nobody
+# acknowledged it, pyleakdb is gone (killed): every hook removes itself and
+# the program goes on unhindered.  The signal is one the target ignores.
+
+import _signal
+import _thread
+
+_bp = {
+    "sig": 0,  # the trap signal, set by pyleakdb
+    "lines": {},  # (code, line) -> [breakpoint ids]
+    "funcs": {},  # code -> [breakpoint ids]
+    "codes": set(),  # every watched code object
+    "conds": {},  # id -> condition source
+    "enabled": {},  # id -> bool
+    "hits": {},  # thread ident -> hit record, while the thread waits for pyleakdb
+    "tool": None,  # the sys.monitoring tool id we hold (3.12+)
+    "armed": False,
+    "old_thread_hook": None,
+    "traced_threads": 0,
+}
+# pyleakdb writes the target's RSS here (raw bytes, little endian) while it polls
+_rss_cell = bytes(8)
+_current = {"frame": None}
+
+
+def _rss():
+    return int.from_bytes(_rss_cell, "little")
+
+
+def rss_cell():
+    """Where pyleakdb writes the RSS it polls, for conditions that name rss."""
+    return {"address": id(_rss_cell)}
+
+
+def arm_current():
+    return _arm_current()
+
+
+def disarm_current():
+    return _disarm_current()
+
+
+def _monitoring():
+    return getattr(sys, "monitoring", None)
+
+
+# ----- finding code -----
+
+def _code_lines(co):
+    """The line numbers that start an instruction in this code object."""
+    if hasattr(co, "co_lines"):
+        return set(line for _, _, line in co.co_lines() if line is not None)
+    # 3.6 - 3.9: co_lnotab, (byte increment, signed line increment) pairs
+    lines = set()
+    line = co.co_firstlineno
+    lines.add(line)
+    tab = co.co_lnotab
+    for i in range(0, len(tab) - 1, 2):
+        inc = tab[i + 1]
+        if inc >= 0x80:
+            inc -= 0x100
+        line += inc
+        if tab[i]:
+            lines.add(line)
+        lines.add(line)
+    return lines
+
+
+def _nested(co, out):
+    out.append(co)
+    for c in co.co_consts:
+        if type(c) is type(co):
+            _nested(c, out)
+
+
+def _all_code():
+    """Every code object we can reach: functions', running frames', and their nested ones."""
+    seen = set()
+    out = []
+    roots = []
+    fn_type = type(_code_lines)
+    for o in _gc.get_objects():
+        if type(o) is fn_type:
+            roots.append(o.__code__)
+    for f in sys._current_frames().values():
+        while f is not None:
+            roots.append(f.f_code)
+            f = f.f_back
+    for co in roots:
+        if id(co) in seen:
+            continue
+        found = []
+        _nested(co, found)
+        for c in found:
+            if id(c) not in seen:
+                seen.add(id(c))
+                out.append(c)
+    return out
+
+
+def _same_file(a, b):
+    if a == b:
+        return True
+    # a relative name the user typed matches the end of the path the code keeps
+    return a.endswith("/" + b) or b.endswith("/" + a)
+
+
+def _qualname(co):
+    return getattr(co, "co_qualname", co.co_name)
+
+
+# ----- arming -----
+
+def bp_add(bpid, kind, where, line, cond):
+    """Watch a line (kind b'line': where=file) or a function (b'func': where=name)."""
+    kind = _text(kind)
+    where = _text(where)
+    cond = _text(cond) if cond is not None else None
+    if cond:
+        try:
+            # compiles the condition without running it (and without compile(): see run())
+            eval("lambda: (" + cond + ")", {})
+        except SyntaxError as e:
+            return {"error": "bad condition %r: %s" % (cond, e.msg)}
+    codes = _all_code()
+    hits = []
+    if kind == "line":
+        files = set()
+        for co in codes:
+            if _same_file(co.co_filename, where):
+                files.add(co.co_filename)
+                if line in _code_lines(co):
+                    hits.append(co)
+        if not files:
+            return {"error": "no code from a file %r is loaded in the target" % where}
+        if not hits:
+            return {"error": "line %d of %s has no code (a blank line, a comment, or a "
+                             "continuation?)" % (line, sorted(files)[0])}
+        for co in hits:
+            _bp["lines"].setdefault((co, line), []).append(bpid)
+        shown = {"file": hits[0].co_filename, "line": line,
+                 "function": _qualname(hits[0]), "codes": len(hits)}
+    else:
+        for co in codes:
+            if where in (co.co_name, _qualname(co)) or where.endswith("." + _qualname(co)):
+                hits.append(co)
+        if not hits:
+            return {"error": "no function %r is loaded in the target" % where}
+        for co in hits:
+            _bp["funcs"].setdefault(co, []).append(bpid)
+        shown = {"file": hits[0].co_filename, "line": hits[0].co_firstlineno,
+                 "function": _qualname(hits[0]), "codes": len(hits)}
+    _bp["codes"].update(hits)
+    _bp["conds"][bpid] = cond
+    _bp["enabled"][bpid] = True
+    return shown
+
+
+def bp_delete(bpid):
+    for table in (_bp["lines"], _bp["funcs"]):
+        for key in list(table):
+            ids = [i for i in table[key] if i != bpid]
+            if ids:
+                table[key] = ids
+            else:
+                del table[key]
+    _bp["conds"].pop(bpid, None)
+    _bp["enabled"].pop(bpid, None)
+    _bp["codes"] = set(k[0] for k in _bp["lines"]) | set(_bp["funcs"])
+    return {}
+
+
+def bp_set(bpid, enabled, cond, set_cond):
+    if bpid not in _bp["enabled"]:
+        return {"error": "no breakpoint %d in the target" % bpid}
+    if enabled is not None:
+        _bp["enabled"][bpid] = bool(enabled)
+    if set_cond:
+        cond = _text(cond) if cond is not None else None
+        if cond:
+            try:
+                eval("lambda: (" + cond + ")", {})
+            except SyntaxError as e:
+                return {"error": "bad condition %r: %s" % (cond, e.msg)}
+        _bp["conds"][bpid] = cond
+    return {}
+
+
+def bp_arm(sig):
+    """Switch the hooks on: sys.monitoring, or the trace function for this thread."""
+    _bp["sig"] = sig
+    mon = _monitoring()
+    if mon is not None:
+        tool = _bp["tool"]
+        if tool is None:
+            for candidate in (mon.DEBUGGER_ID, 3, 4, mon.PROFILER_ID):
+                if mon.get_tool(candidate) is None:
+                    mon.use_tool_id(candidate, "pyleakdb")
+                    tool = candidate
+                    break
+            if tool is None:
+                return {"error": "every sys.monitoring tool id is taken"}
+            _bp["tool"] = tool
+            mon.register_callback(tool, mon.events.LINE, _on_line)
+            mon.register_callback(tool, mon.events.PY_START, _on_start)
+        for co in _bp["codes"]:
+            ev = 0
+            if any(k[0] is co for k in _bp["lines"]):
+                ev |= mon.events.LINE
+            if co in _bp["funcs"]:
+                ev |= mon.events.PY_START
+            mon.set_local_events(tool, co, ev)
+        _bp["armed"] = True
+        mon.restart_events()
+        return {"how": "sys.monitoring", "per_thread": False}
+    _bp["armed"] = True
+    th = sys.modules.get("threading")
+    if th is not None and getattr(th, "_trace_hook", None) is not _tracer:
+        _bp["old_thread_hook"] = getattr(th, "_trace_hook", None)
+        th.settrace(_tracer)
+    # frames already running watched code get line events from now on
+    for f in sys._current_frames().values():
+        while f is not None:
+            if f.f_code in _bp["codes"] and f.f_globals is not _ns:
+                f.f_trace = _tracer
+            f = f.f_back
+    return {"how": "trace function", "per_thread": True}
+
+
+def _arm_current():
+    """Install the trace function in the thread we run as (pyleakdb swaps thread states)."""
+    old = sys.gettrace()
+    if old is not None and old is not _tracer:
+        return {"error": "a thread already has a trace function (%s); source breakpoints "
+                         "need it to themselves before Python 3.12" % _type_name(type(old))}
+    sys.settrace(_tracer)
+    return {}
+
+
+def _disarm_current():
+    if sys.gettrace() is _tracer:
+        sys.settrace(None)
+    return {}
+
+
+def bp_disarm():
+    """Switch every hook off (pyleakdb then removes the trace function from each thread)."""
+    _bp["armed"] = False
+    mon = _monitoring()
+    if mon is not None and _bp["tool"] is not None:
+        tool = _bp["tool"]
+        for co in _bp["codes"]:
+            try:
+                mon.set_local_events(tool, co, 0)
+            except Exception:
+                pass
+        mon.register_callback(tool, mon.events.LINE, None)
+        mon.register_callback(tool, mon.events.PY_START, None)
+        mon.free_tool_id(tool)
+        _bp["tool"] = None
+        return {"per_thread": False}
+    th = sys.modules.get("threading")
+    if th is not None and getattr(th, "_trace_hook", None) is _tracer:
+        th.settrace(_bp["old_thread_hook"])
+    for f in sys._current_frames().values():
+        while f is not None:
+            if f.f_trace is _tracer:
+                f.f_trace = None
+            f = f.f_back
+    return {"per_thread": True}
+
+
+def _forget_everything():
+    bp_disarm()
+    _bp["lines"].clear()
+    _bp["funcs"].clear()
+    _bp["codes"] = set()
+    _bp["hits"].clear()
+    _current["frame"] = None
+
+
+_cleanups.append(_forget_everything)
+
+
+# ----- hitting -----
+
+def _fire(frame, ids):
+    """A watched place ran: check the conditions, and stop for pyleakdb."""
+    fired = []
+    for bpid in ids:
+        if not _bp["enabled"].get(bpid):
+            continue
+        cond = _bp["conds"].get(bpid)
+        if cond:
+            try:
+                local = dict(frame.f_locals)
+                local["rss"] = _rss()
+                if not eval(cond, frame.f_globals, local):
+                    continue
+            except Exception:
+                continue  # a condition that raises does not stop the program
+        fired.append(bpid)
+    if not fired:
+        return
+    ident = _thread.get_ident()
+    record = {"ids": fired, "frame": frame, "acked": False}
+    _bp["hits"][ident] = record
+    try:
+        _signal.pthread_kill(ident, _bp["sig"])
+    finally:
+        _bp["hits"].pop(ident, None)
+        if _current["frame"] is frame:
+            _current["frame"] = None
+    if not record["acked"]:
+        # nobody stopped us: pyleakdb is gone; take every hook out and carry on
+        _abandon()
+
+
+def _abandon():
+    _bp["armed"] = False
+    try:
+        bp_disarm()
+    except BaseException:
+        pass
+    if sys.gettrace() is _tracer:
+        sys.settrace(None)
+
+
+def _tracer(frame, event, arg):
+    if not _bp["armed"]:
+        # disarmed (or abandoned): this thread stops tracing at its next call
+        if sys.gettrace() is _tracer:
+            sys.settrace(None)
+        return None
+    co = frame.f_code
+    if event == "call":
+        if co in _bp["funcs"]:
+            _fire(frame, _bp["funcs"][co])
+        return _tracer if co in _bp["codes"] else None
+    if event == "line":
+        ids = _bp["lines"].get((co, frame.f_lineno))
+        if ids:
+            _fire(frame, ids)
+    return _tracer
+
+
+def _on_line(code, line):
+    ids = _bp["lines"].get((code, line))
+    if ids and _bp["armed"]:
+        _fire(sys._getframe(1), ids)
+
+
+def _on_start(code, offset):
+    ids = _bp["funcs"].get(code)
+    if ids and _bp["armed"]:
+        _fire(sys._getframe(1), ids)
+
+
+def bp_hit():
+    """pyleakdb, stopped on our signal: which breakpoint, where; acknowledged."""
+    rec = _bp["hits"].get(_thread.get_ident())
+    if rec is None:
+        return {"hit": False}
+    rec["acked"] = True
+    f = rec["frame"]
+    _current["frame"] = f
+    co = f.f_code
+    return {"hit": True, "ids": rec["ids"], "file": co.co_filename, "line": f.f_lineno,
+            "function": _qualname(co), "thread": _thread.get_ident(),
+            "source": _source_line(co.co_filename, f.f_lineno, f.f_globals)}
+
+
+def _source_line(filename, line, g):
+    """The line from the target's own linecache if it has one (no file is opened here)."""
+    lc = sys.modules.get("linecache")
+    if lc is not None:
+        entry = getattr(lc, "cache", {}).get(filename)
+        if entry and len(entry) >= 3 and 0 < line <= len(entry[2]):
+            return entry[2][line - 1].rstrip("\n")
+    return None
+
+
+def bp_release():
+    """Before the program runs again: let go of the frame we looked at."""
+    _current["frame"] = None
+    return {}
