@@ -376,12 +376,31 @@ static void render_delete(const json_t *r)
 
 static int enable_cmd(struct cmd_ctx *ctx, int argc, char **argv, int on)
 {
+	json_t *ids = json_array();
 	int id;
 
-	for (int i = 0; i < argc; i++)
-		if (parse_bp_id(ctx, argv[i], &id) < 0 || bp_enable(ctx->s, id, on) < 0)
+	for (int i = 0; i < argc; i++) {
+		if (parse_bp_id(ctx, argv[i], &id) < 0 || bp_enable(ctx->s, id, on) < 0) {
+			json_decref(ids);
 			return -1;
+		}
+		json_array_append_new(ids, json_integer(id));
+	}
+	json_object_set_new(out_result(), on ? "enabled" : "disabled", ids);
 	return 0;
+}
+
+static void render_enable(const json_t *r)
+{
+	const json_t *ids = json_object_get(r, "enabled"), *id;
+	const char *what = "enabled";
+	size_t i;
+
+	if (!ids) {
+		ids = json_object_get(r, "disabled");
+		what = "disabled";
+	}
+	json_array_foreach(ids, i, id) out_printf("Breakpoint %lld %s.\n", json_integer_value(id), what);
 }
 
 static int cmd_enable(struct cmd_ctx *ctx, int argc, char **argv)
@@ -410,7 +429,20 @@ static int cmd_condition(struct cmd_ctx *ctx, int argc, char **argv)
 		return -1;
 	rest += strcspn(rest, " \t");
 	rest += strspn(rest, " \t");
-	return bp_condition(ctx->s, id, *rest ? rest : NULL);
+	if (bp_condition(ctx->s, id, *rest ? rest : NULL) < 0)
+		return -1;
+	json_object_set_new(out_result(), "id", json_integer(id));
+	json_object_set_new(out_result(), "condition", *rest ? json_string(rest) : json_null());
+	return 0;
+}
+
+static void render_condition(const json_t *r)
+{
+	if (json_is_string(json_object_get(r, "condition")))
+		out_printf("Breakpoint %lld stops only if %s.\n", json_int_member(r, "id", 0),
+			   esc_member(r, "condition"));
+	else
+		out_printf("Breakpoint %lld is now unconditional.\n", json_int_member(r, "id", 0));
 }
 
 /* ----- info breakpoints ----- */
@@ -694,8 +726,14 @@ static int cmd_set(struct cmd_ctx *ctx, int argc, char **argv)
 	} else {
 		return cmd_usage_error(ctx->cmd, "no setting \"%s\"", esc(argv[0]));
 	}
-	json_object_set_new(out_result(), argv[0], json_integer((json_int_t)us));
+	json_object_set_new(out_result(), "setting", json_string(argv[0]));
+	json_object_set_new(out_result(), "microseconds", json_integer((json_int_t)us));
 	return 0;
+}
+
+static void render_set(const json_t *r)
+{
+	out_printf("%s = %lld us\n", esc_member(r, "setting"), json_int_member(r, "microseconds", 0));
 }
 
 static const char *const set_words[] = {"rss-interval", "call-timeout", "safepoint-timeout", NULL};
@@ -747,6 +785,7 @@ const struct cmd cmd_break_cmds[] = {
 		.max_args = -1,
 		.flags = CMD_NEEDS_TARGET,
 		.fn = cmd_disable,
+		.render = render_enable,
 	},
 	{
 		.name = "enable",
@@ -756,6 +795,7 @@ const struct cmd cmd_break_cmds[] = {
 		.max_args = -1,
 		.flags = CMD_NEEDS_TARGET,
 		.fn = cmd_enable,
+		.render = render_enable,
 	},
 	{
 		.name = "condition",
@@ -765,6 +805,7 @@ const struct cmd cmd_break_cmds[] = {
 		.max_args = 1,
 		.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
 		.fn = cmd_condition,
+		.render = render_condition,
 	},
 	{
 		.name = "iter",
@@ -787,6 +828,7 @@ const struct cmd cmd_break_cmds[] = {
 		.max_args = 2,
 		.flags = 0,
 		.fn = cmd_set,
+		.render = render_set,
 		.arg_words = set_words,
 	},
 	{0},

@@ -32,6 +32,7 @@ static const struct cmd *const families[] = {
     cmd_target_cmds,
     cmd_stack_cmds,
     cmd_heap_cmds,
+    cmd_break_cmds,
     cmd_mem_cmds,
     cmd_misc_cmds,
 };
@@ -289,7 +290,7 @@ static void test_lookup_unique_prefixes(void **state)
 	static const char *const pairs[][2] = {
 	    {"pys", "pystack"}, {"det", "detach"}, {"cont", "continue"},
 	    {"att", "attach"},	{"he", "help"},	   {"inf", "info"},
-	    {"ki", "kill"},	{"dis", "disas"},  {"pystac", "pystack"},
+	    {"ki", "kill"},	{"disab", "disable"},  {"pystac", "pystack"},
 	};
 
 	(void)state;
