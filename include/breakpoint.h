@@ -59,6 +59,7 @@ struct bpset {
 	int agent_armed; /* the agent's hooks are on in the target */
 	int per_thread; /* hooks are per thread (trace functions, before 3.12) */
 	uint64_t rss_cell; /* where the agent reads the RSS we write, 0 when unknown */
+	uint64_t heartbeat; /* written after the RSS: the agent's hooks watch it to know we live */
 	int last_hit_id; /* the source breakpoint of the last stop, for iter */
 };
 

@@ -622,6 +622,12 @@ int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 				goto out;
 			continue;
 		}
+		/* the agent's hooks listen for this heartbeat: silence means pyleakdb died */
+		if (s->bps.rss_cell) {
+			s->bps.heartbeat++;
+			task_poke(t, s->bps.rss_cell + sizeof(uint64_t), &s->bps.heartbeat,
+				  sizeof(s->bps.heartbeat));
+		}
 		if (statm < 0 || proc_rss_fd(statm, &rss) < 0)
 			continue;
 		if (s->bps.rss_cell)

@@ -490,7 +490,7 @@ void render_info_breakpoints(const json_t *r)
 		out_printf("No breakpoints.\n");
 		return;
 	}
-	out_printf("%-4s %-6s %-5s %-4s %6s  %s\n", "NUM", "TYPE", "DISP", "ENB", "HITS", "WHAT");
+	out_printf("%-4s %-8s %-5s %-4s %6s  %s\n", "NUM", "TYPE", "DISP", "ENB", "HITS", "WHAT");
 	json_array_foreach(arr, i, b)
 	{
 		struct strbuf what = STRBUF_INIT;
@@ -506,7 +506,7 @@ void render_info_breakpoints(const json_t *r)
 		}
 		if (json_object_get(b, "condition"))
 			sb_addf(&what, " if %s", esc_member(b, "condition"));
-		out_printf("%-4lld %-6s %-5s %-4s %6lld  %s\n", json_int_member(b, "id", 0),
+		out_printf("%-4lld %-8s %-5s %-4s %6lld  %s\n", json_int_member(b, "id", 0),
 			   esc_member(b, "kind"),
 			   json_is_true(json_object_get(b, "temporary")) ? "del" : "keep",
 			   json_is_true(json_object_get(b, "enabled")) ? "y" : "n",

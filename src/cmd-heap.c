@@ -267,6 +267,7 @@ static int cmd_growth(struct cmd_ctx *ctx, int argc, char **argv)
 	agent_arg_int(&a, o.n > 0 ? o.n : GROWTH_DEFAULT);
 	agent_arg_int(&a, o.collect);
 	agent_arg_int(&a, 0);
+	agent_arg_int(&a, o.sample);
 	return agent_into_result(ctx, &a);
 }
 
@@ -282,6 +283,7 @@ static void render_growth(const json_t *r)
 	{
 		out_printf("%-*s %10lld %+10lld\n", w, esc_member(row, "type"),
 			   json_int_member(row, "count", 0), json_int_member(row, "delta", 0));
+		render_samples(row);
 	}
 	if (!json_array_size(rows))
 		out_printf("no type grew\n");

@@ -22,6 +22,9 @@ _builtin_modules = {}
 _imported_by_us = []
 # functions the other agent files register to undo what they set up, run at detach
 _cleanups = []
+# functions the other agent files register that return objects they hold: counted as
+# ours, and not walked into (a heap snapshot holds every object of the program)
+_own_hooks = []
 
 
 def _builtin(name):
@@ -39,11 +42,67 @@ def _builtin(name):
 
 
 _gc = _builtin("gc")
-_collections = _builtin("_collections")
-_itertools = _builtin("itertools")
+
+# The C helpers below make a census of a million objects fast, but importing a module
+# the program has not imported would leave a new module behind (from 3.12, with types
+# of its own that only a collection frees).  So: the program's own copy when it has
+# one, else a Python fallback in a plain module object of ours.
+
+
+def _py_compress(data, selectors):
+    return (d for d, keep in zip(data, selectors) if keep)
+
+
+def _py_islice(it, n):
+    out = []
+    if n <= 0:
+        return out
+    for x in it:
+        out.append(x)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _py_repeat(x):
+    while True:
+        yield x
+
+
+def _py_chain(*its):
+    for it in its:
+        for x in it:
+            yield x
+
+
+def _py_count_elements(counts, it):
+    get = counts.get
+    for x in it:
+        counts[x] = get(x, 0) + 1
+
+
+def _py_is(a, b):
+    return a is b
+
+
+def _namespace_module(name, **attrs):
+    m = type(sys)(name)
+    m.__dict__.update(attrs)
+    _fallbacks.append(m)
+    return m
+
+
+_fallbacks = []
+_itertools = sys.modules.get("itertools") or _namespace_module(
+    "<pyleakdb itertools>", compress=_py_compress, islice=_py_islice, repeat=_py_repeat,
+    chain=_py_chain)
+_operator = sys.modules.get("_operator") or sys.modules.get("operator") or _namespace_module(
+    "<pyleakdb operator>", is_=_py_is)
+_collections = sys.modules.get("_collections") or _namespace_module(
+    "<pyleakdb collections>", _count_elements=_py_count_elements, deque=None,
+    defaultdict=None, OrderedDict=None)
 _count_elements = _collections._count_elements
 _compress = _itertools.compress
-_operator = _builtin("_operator")
 _getsizeof = sys.getsizeof
 _object_sizeof = object.__sizeof__
 _CONTAINERS = (dict, list, tuple, set, frozenset)
@@ -103,57 +162,93 @@ def _text(b):
 
 # ----- what is ours -----
 
+_FUNC = type(_builtin)
+_CODE = type(_builtin.__code__)
+_CELL = type((lambda x: lambda: x)(0).__closure__[0])
+_OWNABLE = (dict, list, tuple, set, frozenset, _FUNC, _CODE, _CELL)
+
+
+def _is_ours(o):
+    """May o belong to the agent?  Our functions and code, never the target's."""
+    t = type(o)
+    if t is _FUNC:
+        return o.__globals__ is _ns
+    if t is _CODE:
+        return o.co_filename == _AGENT_FILE
+    return t in _OWNABLE
+
+
 def _own_objects():
     """The tracked objects the agent itself holds, to leave out of every count.
 
-    Our containers hold only our own containers and the target's atoms (types,
-    strings, numbers), so walking the built-in containers from our roots, and
-    nothing else, finds exactly what is ours.
+    Call it before gc.get_objects(): everything it names then exists in the
+    census, to be taken out again (the list it returns too: _counts() takes
+    that one out).  It walks from our namespace, our imported modules and our
+    own frames through containers, our functions, our code objects and cells,
+    and never into anything of the target's (its code, its builtins).
     """
-    roots = [_ns, _imported_by_us, _cleanups]
+    builtins = _ns.get("__builtins__")
+    roots = [_ns, _imported_by_us, _cleanups, _builtin_modules, _fallbacks]
+    for m in _fallbacks:
+        roots.append(m.__dict__)
     for m in _imported_by_us:
+        # a module only we imported, all of it: its functions, its spec
         roots.append(m)
         roots.append(m.__dict__)
-    for v in list(_ns.values()):
-        if type(v) is type(_own_objects):
-            roots.append(v)
-            for extra in (v.__defaults__, v.__closure__, v.__kwdefaults__, v.__code__):
-                if extra is not None:
-                    roots.append(extra)
+        roots.extend(m.__dict__.values())
+        spec = m.__dict__.get("__spec__")
+        if spec is not None and hasattr(spec, "__dict__"):
+            roots.append(spec)
+            roots.append(spec.__dict__)
+            roots.extend(spec.__dict__.values())
     f = sys._getframe(1)
     while f is not None and f.f_globals is _ns:
+        # our frames, and what only they hold: cells, argument tuples, the function
+        # PyEval_EvalCode wraps around our code for the length of a call
         roots.append(f)
+        roots.append(f.f_code)
+        for r in _gc.get_referents(f):
+            if r is not _ns and r is not builtins and _is_ours(r):
+                roots.append(r)
         f = f.f_back
     is_tracked = _gc.is_tracked
     seen = set()
     out = []
-    # the list we return is tracked too: call this before gc.get_objects(), and every
-    # object it names (itself included) is in the census, to be taken out again
-    out.append(out)
-    seen.add(id(out))
+    for hook in _own_hooks:
+        for o in hook():
+            if id(o) not in seen:
+                seen.add(id(o))
+                if is_tracked(o):
+                    out.append(o)
     todo = roots
     while todo:
         o = todo.pop()
-        if id(o) in seen:
+        if id(o) in seen or o is builtins or o is None:
             continue
         seen.add(id(o))
         if is_tracked(o):
             out.append(o)
         t = type(o)
         if t is dict:
-            if o is not _ns:
-                todo.extend(k for k in o if type(k) in _CONTAINERS)
-                todo.extend(v for v in o.values() if type(v) in _CONTAINERS)
-            else:
-                todo.extend(v for v in o.values() if type(v) in _CONTAINERS)
+            todo.extend(k for k in o if _is_ours(k))
+            todo.extend(v for v in o.values() if _is_ours(v))
         elif t in _CONTAINERS:
-            todo.extend(x for x in o if type(x) in _CONTAINERS)
-        elif t.__name__ == "cell":
+            todo.extend(x for x in o if _is_ours(x))
+        elif t is _FUNC:
+            todo.extend(x for x in (o.__code__, o.__defaults__, o.__kwdefaults__,
+                                    o.__closure__) if x is not None)
+        elif t is _CODE:
+            todo.extend((o.co_consts, o.co_names, o.co_varnames, o.co_freevars,
+                         o.co_cellvars))
+            todo.extend(c for c in o.co_consts if type(c) is _CODE)
+        elif t is _CELL:
             try:
-                if type(o.cell_contents) in _CONTAINERS:
+                if _is_ours(o.cell_contents):
                     todo.append(o.cell_contents)
             except ValueError:
                 pass
+        elif t.__name__ == "frame":
+            pass  # its own referents were added with it
     return out
 
 
@@ -169,10 +264,11 @@ def _type_name(t):
 
 
 def _counts(objs, own):
-    """Instance counts by type: a C loop, minus the agent's own objects."""
+    """Instance counts by type: a C loop, minus the agent's own objects (and the
+    list naming them, which is in the census too)."""
     c = {}
     _count_elements(c, map(type, objs))
-    for o in own:
+    for o in _itertools.chain(own, (own,)):
         t = type(o)
         n = c.get(t, 0)
         if n > 1:
@@ -190,8 +286,9 @@ def _fixed_size(t):
         return False
 
 
-def _sizes(objs, types, counts):
-    """Total shallow size of the instances of each type in `types`."""
+def _sizes(objs, types, counts, own=()):
+    """Total shallow size of the instances of each type in `types`, the agent's own
+    objects left out."""
     out = {}
     fixed = [t for t in types if _fixed_size(t)]
     var = set(t for t in types if not _fixed_size(t))
@@ -212,6 +309,9 @@ def _sizes(objs, types, counts):
         _count_elements(pairs, zip(map(type, sel), map(_getsizeof, sel)))
         for (t, size), n in pairs.items():
             out[t] = out.get(t, 0) + size * n
+        for o in _itertools.chain(own, (own,)):
+            if type(o) in var and type(o) in out:
+                out[type(o)] -= _getsizeof(o)
     return out
 
 
@@ -248,21 +348,27 @@ def _bounded_repr(o, depth):
 def top(n, by, samples):
     own = _own_objects()
     objs = _gc.get_objects()
-    counts = _counts(objs, own)
-    total = sum(counts.values())
-    if _text(by) == "size":
-        sizes = _sizes(objs, list(counts), counts)
-        order = sorted(counts, key=lambda t: (-sizes.get(t, 0), -counts[t]))
-    else:
-        order = sorted(counts, key=lambda t: -counts[t])
-        sizes = _sizes(objs, order[:n], counts)
-    rows = []
-    for t in order[:n]:
-        row = {"type": _type_name(t), "count": counts[t], "size": sizes.get(t, 0)}
-        if samples:
-            row["samples"] = _samples_of(objs, t, samples, own)
-        rows.append(row)
-    return {"rows": rows, "objects": total, "types": len(counts)}
+    try:
+        counts = _counts(objs, own)
+        total = sum(counts.values())
+        if _text(by) == "size":
+            sizes = _sizes(objs, list(counts), counts, own)
+            order = sorted(counts, key=lambda t: (-sizes.get(t, 0), -counts[t]))
+        else:
+            order = sorted(counts, key=lambda t: -counts[t])
+            sizes = _sizes(objs, order[:n], counts, own)
+        rows = []
+        for t in order[:n]:
+            row = {"type": _type_name(t), "count": counts[t], "size": sizes.get(t, 0)}
+            if samples:
+                row["samples"] = _samples_of(objs, t, samples, own)
+            rows.append(row)
+        return {"rows": rows, "objects": total, "types": len(counts)}
+    finally:
+        # our frame is in the census list and the list in our frame: break the cycle,
+        # or the collector would have pyleakdb's garbage to free after we are gone
+        del objs[:]
+        del own[:]
 
 
 def _samples_of(objs, t, n, own):
@@ -277,38 +383,47 @@ def _samples_of(objs, t, n, own):
     return out
 
 
-def growth(n, collect, mark_iteration):
+def growth(n, collect, mark_iteration, samples=0):
     if collect:
         _gc.collect()
     own = _own_objects()
     objs = _gc.get_objects()
-    now = _counts(objs, own)
-    del objs
-    prev = _state["growth"]
-    rows = []
-    first = prev is None
-    for t, c in now.items():
-        before = 0 if first else prev.get(t, 0)
-        if c > before:
-            rows.append((c - before, c, t))
-    gone = []
-    if not first:
-        for t, c in prev.items():
-            after = now.get(t, 0)
-            if after < c:
-                gone.append((after - c, after, t))
-    rows.sort(key=lambda r: (-r[0], _type_name(r[2])))
-    gone.sort(key=lambda r: (r[0], _type_name(r[2])))
-    _state["growth"] = now
-    if mark_iteration:
-        # names and numbers only: nothing here for the next count to see
-        _state["iteration"] = dict((_type_name(t), (d, c)) for d, c, t in rows)
-    return {
-        "first": first,
-        "rows": [{"type": _type_name(t), "count": c, "delta": d} for d, c, t in rows[:n]],
-        "grew": len(rows),
-        "shrank": [{"type": _type_name(t), "count": c, "delta": d} for d, c, t in gone[:n]],
-    }
+    try:
+        now = _counts(objs, own)
+        prev = _state["growth"]
+        rows = []
+        first = prev is None
+        for t, c in now.items():
+            before = 0 if first else prev.get(t, 0)
+            if c > before:
+                rows.append((c - before, c, t))
+        gone = []
+        if not first:
+            for t, c in prev.items():
+                after = now.get(t, 0)
+                if after < c:
+                    gone.append((after - c, after, t))
+        rows.sort(key=lambda r: (-r[0], _type_name(r[2])))
+        gone.sort(key=lambda r: (r[0], _type_name(r[2])))
+        _state["growth"] = now
+        if mark_iteration:
+            # names and numbers only: nothing here for the next count to see
+            _state["iteration"] = dict((_type_name(t), (d, c)) for d, c, t in rows)
+        out = []
+        for d, c, t in rows[:n]:
+            row = {"type": _type_name(t), "count": c, "delta": d}
+            if samples:
+                row["samples"] = _samples_of(objs, t, samples, own)
+            out.append(row)
+        return {
+            "first": first,
+            "rows": out,
+            "grew": len(rows),
+            "shrank": [{"type": _type_name(t), "count": c, "delta": d} for d, c, t in gone[:n]],
+        }
+    finally:
+        del objs[:]
+        del own[:]
 
 
 def last_iteration(n):
@@ -531,5 +646,16 @@ def _uninstall():
         pass
     _state.clear()
     _builtin_modules.clear()
+    for m in _imported_by_us:
+        # a module only we imported: empty it, so it goes now rather than as cyclic
+        # garbage at the program's next collection (unless the program took it since)
+        if sys.modules.get(m.__name__) is not m:
+            try:
+                m.__dict__.clear()
+            except BaseException:
+                pass
     del _imported_by_us[:]
+    for m in _fallbacks:
+        m.__dict__.clear()
+    del _fallbacks[:]
     return b"{}"

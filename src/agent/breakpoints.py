@@ -30,14 +30,46 @@ _bp = {
     "armed": False,
     "old_thread_hook": None,
     "traced_threads": 0,
+    "condfns": {},  # (id, id(globals)) -> the compiled condition
 }
-# pyleakdb writes the target's RSS here (raw bytes, little endian) while it polls
-_rss_cell = bytes(8)
+# pyleakdb writes here while the target runs (raw little-endian words): the RSS it
+# polled, and a heartbeat it bumps at least ten times a second
+_rss_cell = bytes(16)
 _current = {"frame": None}
+_life = {"calls": 0, "beat": -1, "since": 0.0}
+# how often the hooks look for pyleakdb's heartbeat, and how long a silence means it is gone
+_CHECK_EVERY = 4096
+_SILENCE = 2.0
 
 
 def _rss():
-    return int.from_bytes(_rss_cell, "little")
+    return int.from_bytes(_rss_cell[:8], "little")
+
+
+def _traced():
+    """Is anyone tracing us?  Read only when the heartbeat has gone quiet."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1]) != 0
+    except Exception:
+        pass
+    return True
+
+
+def _check_alive():
+    """Called now and then by the hooks: if pyleakdb has died, take every hook out."""
+    beat = int.from_bytes(_rss_cell[8:], "little")
+    clock = sys.modules.get("time")
+    if clock is None:
+        return
+    now = clock.monotonic()
+    if beat != _life["beat"]:
+        _life["beat"] = beat
+        _life["since"] = now
+    elif now - _life["since"] > _SILENCE and not _traced():
+        _abandon()
 
 
 def rss_cell():
@@ -179,6 +211,8 @@ def bp_delete(bpid):
                 del table[key]
     _bp["conds"].pop(bpid, None)
     _bp["enabled"].pop(bpid, None)
+    for key in [k for k in _bp["condfns"] if k[0] == bpid]:
+        del _bp["condfns"][key]
     _bp["codes"] = set(k[0] for k in _bp["lines"]) | set(_bp["funcs"])
     return {}
 
@@ -196,6 +230,8 @@ def bp_set(bpid, enabled, cond, set_cond):
             except SyntaxError as e:
                 return {"error": "bad condition %r: %s" % (cond, e.msg)}
         _bp["conds"][bpid] = cond
+        for key in [k for k in _bp["condfns"] if k[0] == bpid]:
+            del _bp["condfns"][key]
     return {}
 
 
@@ -289,6 +325,7 @@ def _forget_everything():
     _bp["funcs"].clear()
     _bp["codes"] = set()
     _bp["hits"].clear()
+    _bp["condfns"].clear()
     _current["frame"] = None
 
 
@@ -297,18 +334,56 @@ _cleanups.append(_forget_everything)
 
 # ----- hitting -----
 
+_MISSING = object()
+
+
+def _cond_fn(bpid, cond, g):
+    """The condition as a function of the names it reads, compiled once (not with
+    compile(), whose first use creates the AST classes for good)."""
+    key = (bpid, id(g))
+    fn = _bp["condfns"].get(key)
+    if fn is None:
+        names = eval("lambda: (" + cond + ")", g).__code__.co_names
+        fn = eval("lambda %s: (%s)" % (", ".join(names), cond), g)
+        _bp["condfns"][key] = fn
+    return fn
+
+
+def _cond_true(bpid, cond, frame):
+    fn = _cond_fn(bpid, cond, frame.f_globals)
+    loc = frame.f_locals
+    g = frame.f_globals
+    b = g.get("__builtins__", {})
+    if type(b) is not dict:
+        b = b.__dict__
+    args = []
+    for name in fn.__code__.co_varnames[: fn.__code__.co_argcount]:
+        if name in loc:
+            args.append(loc[name])
+        elif name == "rss":
+            args.append(_rss())
+        elif name in g:
+            args.append(g[name])
+        else:
+            args.append(b.get(name, _MISSING))
+    return fn(*args)
+
+
 def _fire(frame, ids):
     """A watched place ran: check the conditions, and stop for pyleakdb."""
     fired = []
+    _life["calls"] += 1
+    if _life["calls"] % _CHECK_EVERY == 0:
+        _check_alive()
+        if not _bp["armed"]:
+            return
     for bpid in ids:
         if not _bp["enabled"].get(bpid):
             continue
         cond = _bp["conds"].get(bpid)
         if cond:
             try:
-                local = dict(frame.f_locals)
-                local["rss"] = _rss()
-                if not eval(cond, frame.f_globals, local):
+                if not _cond_true(bpid, cond, frame):
                     continue
             except Exception:
                 continue  # a condition that raises does not stop the program
@@ -347,6 +422,11 @@ def _tracer(frame, event, arg):
         return None
     co = frame.f_code
     if event == "call":
+        _life["calls"] += 1
+        if _life["calls"] % _CHECK_EVERY == 0:
+            _check_alive()
+            if not _bp["armed"]:
+                return None
         if co in _bp["funcs"]:
             _fire(frame, _bp["funcs"][co])
         return _tracer if co in _bp["codes"] else None
