@@ -77,6 +77,7 @@ extern const struct cmd cmd_target_cmds[];
 extern const struct cmd cmd_stack_cmds[];
 extern const struct cmd cmd_mem_cmds[];
 extern const struct cmd cmd_heap_cmds[];
+extern const struct cmd cmd_refs_cmds[];
 extern const struct cmd cmd_break_cmds[];
 extern const struct cmd cmd_info_cmds[]; /* the words after "info" */
 extern const struct cmd cmd_misc_cmds[]; /* help, and the like */

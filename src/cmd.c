@@ -19,6 +19,7 @@ static const struct {
 	{"Running the target", cmd_target_cmds},
 	{"Stacks", cmd_stack_cmds},
 	{"The heap (runs pyleakdb's agent in the target at a safe point)", cmd_heap_cmds},
+	{"Why is it still alive (handles, reference chains, graphs)", cmd_refs_cmds},
 	{"Breakpoints", cmd_break_cmds},
 	{"Memory and code", cmd_mem_cmds},
 	{"Support", cmd_misc_cmds},

@@ -32,6 +32,7 @@ static const struct cmd *const families[] = {
     cmd_target_cmds,
     cmd_stack_cmds,
     cmd_heap_cmds,
+    cmd_refs_cmds,
     cmd_break_cmds,
     cmd_mem_cmds,
     cmd_misc_cmds,
