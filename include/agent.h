@@ -33,9 +33,15 @@ struct agent {
 	struct safepoint last; /* where the last call ran, for the user */
 };
 
-/* The arguments of an agent call, as Python source: every string goes in as escaped bytes. */
+/*
+ * The arguments of an agent call, packed in marshal's format (a tuple of
+ * bytes, ints and None): one bytes object in the target, unpacked by the
+ * agent with marshal.loads.  Nothing is compiled per call, and nothing a
+ * user types is ever read as code.
+ */
 struct agent_args {
-	struct strbuf src;
+	struct strbuf buf;
+	int n;
 };
 void agent_args_init(struct agent_args *a, const char *function);
 void agent_arg_int(struct agent_args *a, long long v);
@@ -68,7 +74,7 @@ int agent_busy_threads(struct agent *ag);
 int agent_release(struct agent *ag);
 int agent_installed(const struct agent *ag);
 
-/* Exposed for tests: the Python-literal escaping of argument strings. */
-void agent_quote_bytes(struct strbuf *sb, const char *s, size_t len);
+/* The packed arguments, finished (exposed for tests). */
+const struct strbuf *agent_args_finish(struct agent_args *a);
 
 #endif

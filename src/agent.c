@@ -33,41 +33,83 @@ enum {
 	OFF_SOURCE = 4096, /* the code to compile */
 };
 
-void agent_quote_bytes(struct strbuf *sb, const char *s, size_t len)
+/* marshal's type codes (Python/marshal.c), stable across every version we read */
+#define MARSHAL_TUPLE '('
+#define MARSHAL_BYTES 's'
+#define MARSHAL_INT32 'i'
+#define MARSHAL_LONG 'l'
+#define MARSHAL_NONE 'N'
+/* marshal writes big ints in 15-bit digits */
+#define MARSHAL_DIGIT_BITS 15
+/* where the tuple's item count goes, after its type byte */
+#define ARGS_COUNT_AT 1
+
+static void put_u32(struct strbuf *sb, uint32_t v)
 {
-	/* every byte escaped: nothing a user types can end the literal */
-	sb_adds(sb, "b'");
-	for (size_t i = 0; i < len; i++)
-		sb_addf(sb, "\\x%02x", (unsigned char)s[i]);
-	sb_addc(sb, '\'');
+	unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 24)};
+
+	sb_add(sb, b, 4);
 }
 
 void agent_args_init(struct agent_args *a, const char *function)
 {
-	sb_init(&a->src);
-	sb_adds(&a->src, "_call(");
-	agent_quote_bytes(&a->src, function, strlen(function));
+	sb_init(&a->buf);
+	sb_addc(&a->buf, MARSHAL_TUPLE);
+	put_u32(&a->buf, 0); /* the count, filled in by agent_args_finish() */
+	a->n = 0;
+	agent_arg_str(a, function, strlen(function));
 }
 
 void agent_arg_int(struct agent_args *a, long long v)
 {
-	sb_addf(&a->src, ", %lld", v);
+	a->n++;
+	if (v >= INT32_MIN && v <= INT32_MAX) {
+		sb_addc(&a->buf, MARSHAL_INT32);
+		put_u32(&a->buf, (uint32_t)(int32_t)v);
+		return;
+	} else {
+		unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+		unsigned char digits[2 * 5];
+		int nd = 0;
+
+		while (m) {
+			digits[2 * nd] = (unsigned char)(m & 0xff);
+			digits[2 * nd + 1] = (unsigned char)((m >> 8) & 0x7f);
+			m >>= MARSHAL_DIGIT_BITS;
+			nd++;
+		}
+		sb_addc(&a->buf, MARSHAL_LONG);
+		put_u32(&a->buf, (uint32_t)(v < 0 ? -nd : nd));
+		sb_add(&a->buf, digits, (size_t)nd * 2);
+	}
 }
 
 void agent_arg_str(struct agent_args *a, const char *s, size_t len)
 {
-	sb_adds(&a->src, ", ");
-	agent_quote_bytes(&a->src, s, len);
+	a->n++;
+	sb_addc(&a->buf, MARSHAL_BYTES);
+	put_u32(&a->buf, (uint32_t)len);
+	sb_add(&a->buf, s, len);
 }
 
 void agent_arg_none(struct agent_args *a)
 {
-	sb_adds(&a->src, ", None");
+	a->n++;
+	sb_addc(&a->buf, MARSHAL_NONE);
+}
+
+const struct strbuf *agent_args_finish(struct agent_args *a)
+{
+	uint32_t n = (uint32_t)a->n;
+
+	memcpy(a->buf.buf + ARGS_COUNT_AT, &n, sizeof(n)); /* little-endian, as marshal */
+	return &a->buf;
 }
 
 void agent_args_release(struct agent_args *a)
 {
-	sb_release(&a->src);
+	sb_release(&a->buf);
 }
 
 void agent_init(struct agent *ag, struct task *t, struct pyinterp *pi, struct unwinder *unw)
@@ -160,6 +202,50 @@ static int run_agent_files(struct agent *ag, struct task_thread *thr, uint64_t f
 	return 0;
 }
 
+static int call_packed(struct agent *ag, struct task_thread *thr, const struct strbuf *packed,
+		       struct strbuf *reply);
+
+/*
+ * From 3.11 a code object keeps the names of its locals in a tuple that
+ * Python code cannot reach (co_varnames is a copy), so the agent cannot
+ * leave its own out of a census.  They hold only strings: untracking them
+ * is harmless, and then no census sees them.
+ */
+static int untrack_hidden(struct agent *ag, struct task_thread *thr)
+{
+	const struct py_layout *L = &ag->pi->L;
+	struct strbuf reply = STRBUF_INIT;
+	struct agent_args a;
+	json_error_t jerr;
+	json_t *ids = NULL, *v;
+	size_t i;
+	int ret = 0;
+
+	if (L->code.localsplusnames < 0)
+		return 0;
+	agent_args_init(&a, "_own_code_ids");
+	if (call_packed(ag, thr, agent_args_finish(&a), &reply) == 0)
+		ids = json_loadb(reply.buf, reply.len, 0, &jerr);
+	agent_args_release(&a);
+	sb_release(&reply);
+	json_array_foreach(json_object_get(ids, "ids"), i, v)
+	{
+		uint64_t tuple, args[1], r;
+
+		if (mem_read_u64(ag->task, (uint64_t)json_integer_value(v) +
+					       (uint64_t)L->code.localsplusnames,
+				 &tuple) < 0 || !tuple)
+			continue;
+		args[0] = tuple;
+		if (call(ag, thr, ag->api.gc_untrack, args, 1, &r) < 0) {
+			ret = -1;
+			break;
+		}
+	}
+	json_decref(ids);
+	return ret;
+}
+
 static int install(struct agent *ag, struct task_thread *thr, uint64_t filename)
 {
 	uint64_t ns, builtins, name, args[3], r;
@@ -177,7 +263,7 @@ static int install(struct agent *ag, struct task_thread *thr, uint64_t filename)
 	if (call(ag, thr, ag->api.dict_set_item_string, args, 3, &r) < 0)
 		return -1;
 	ag->ns = ns;
-	if (run_agent_files(ag, thr, filename) < 0) {
+	if (run_agent_files(ag, thr, filename) < 0 || untrack_hidden(ag, thr) < 0) {
 		args[0] = ns;
 		call(ag, thr, ag->api.dict_clear, args, 1, &r);
 		call(ag, thr, ag->api.decref, args, 1, &r);
@@ -219,10 +305,57 @@ static int prepare(struct agent *ag)
 }
 
 /* At a safe point: save the thread's exception state, run, restore it. */
-static int with_safepoint(struct agent *ag, const char *expr, struct strbuf *reply)
+/*
+ * The agent's door, called with the packed arguments as one bytes object:
+ * _call_packed(b) -> bytes.  A reply that is not bytes, or an exception
+ * escaping (it never should), is an error.
+ */
+static int call_packed(struct agent *ag, struct task_thread *thr, const struct strbuf *packed,
+		       struct strbuf *reply)
+{
+	uint64_t data, bobj, fn, name, result, args[3], r;
+	int ret = -1;
+
+	if (inject_put(&ag->ij, OFF_SOURCE, packed->buf, packed->len, &data) < 0 ||
+	    put_string(ag, OFF_NAMES + 64, "_call_packed", strlen("_call_packed"), &name) < 0)
+		return -1;
+	args[0] = ag->ns;
+	args[1] = name;
+	if (call(ag, thr, ag->api.dict_get_item_string, args, 2, &fn) < 0)
+		return -1;
+	if (!fn)
+		return error("the agent's door is missing from its namespace");
+	args[0] = data;
+	args[1] = packed->len;
+	if (call(ag, thr, ag->api.bytes_from_size, args, 2, &bobj) < 0)
+		return -1;
+	if (!bobj) {
+		call(ag, thr, ag->api.err_clear, NULL, 0, &r);
+		return error("the target cannot allocate %zu bytes", packed->len);
+	}
+	args[0] = fn;
+	args[1] = bobj;
+	args[2] = 0; /* the NULL that ends PyObject_CallFunctionObjArgs' arguments */
+	if (call(ag, thr, ag->api.call_obj_args, args, 3, &result) == 0) {
+		if (!result) {
+			call(ag, thr, ag->api.err_clear, NULL, 0, &r);
+			error("the agent raised an exception in the target");
+		} else {
+			if (read_bytes_object(ag, result, reply) == 0)
+				ret = 0;
+			args[0] = result;
+			call(ag, thr, ag->api.decref, args, 1, &r);
+		}
+	}
+	args[0] = bobj;
+	call(ag, thr, ag->api.decref, args, 1, &r);
+	return ret;
+}
+
+static int with_safepoint(struct agent *ag, const struct strbuf *packed, struct strbuf *reply)
 {
 	struct safepoint sp;
-	uint64_t slots[3] = {0, 0, 0}, slots_addr, filename, result = 0, args[3], r;
+	uint64_t slots[3] = {0, 0, 0}, slots_addr, filename, args[3], r;
 	int ret = -1, fetched = 0;
 
 	if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0)
@@ -240,13 +373,9 @@ static int with_safepoint(struct agent *ag, const char *expr, struct strbuf *rep
 	fetched = 1;
 	if (!ag->ns && install(ag, sp.thr, filename) < 0)
 		goto restore;
-	if (expr) {
-		if (run_source(ag, sp.thr, expr, strlen(expr), PY_EVAL_INPUT, filename, &result) < 0)
-			goto restore;
-		if (read_bytes_object(ag, result, reply) == 0)
+	if (packed) {
+		if (call_packed(ag, sp.thr, packed, reply) == 0)
 			ret = 0;
-		args[0] = result;
-		call(ag, sp.thr, ag->api.decref, args, 1, &r);
 	} else {
 		ret = 0;
 	}
@@ -275,8 +404,7 @@ int agent_call(struct agent *ag, struct agent_args *a, json_t **result)
 	*result = NULL;
 	if (prepare(ag) < 0)
 		return -1;
-	sb_addc(&a->src, ')');
-	if (with_safepoint(ag, sb_str(&a->src), &reply) < 0) {
+	if (with_safepoint(ag, agent_args_finish(a), &reply) < 0) {
 		sb_release(&reply);
 		return -1;
 	}
@@ -314,51 +442,39 @@ int agent_call_native(struct agent *ag, uint64_t fn, const uint64_t *args, int n
 int agent_call_each_thread(struct agent *ag, const char *function, const uint64_t *tstates,
 			   size_t n, json_t **results)
 {
-	struct strbuf expr = STRBUF_INIT, reply = STRBUF_INIT;
+	struct strbuf reply = STRBUF_INIT;
+	struct agent_args a;
 	struct safepoint sp;
-	uint64_t filename, args[1], old = 0, result, r;
+	uint64_t filename, args[1], old = 0, r;
 	int ret = 0, others = ag->ij.others_run;
 
 	*results = json_array();
 	if (prepare(ag) < 0)
 		return -1;
-	sb_adds(&expr, "_call(");
-	agent_quote_bytes(&expr, function, strlen(function));
-	sb_addc(&expr, ')');
+	agent_args_init(&a, function);
 	if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0) {
-		sb_release(&expr);
+		agent_args_release(&a);
 		return -1;
 	}
 	ag->last = sp;
 	/* nobody else may run while our thread stands in for another: that thread's own code
 	 * would find its state in use */
 	ag->ij.others_run = 0;
-	if (!ag->ns && put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME),
-				  &filename) == 0)
-		install(ag, sp.thr, filename);
-	if (put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME), &filename) < 0)
+	if (put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME), &filename) < 0 ||
+	    (!ag->ns && install(ag, sp.thr, filename) < 0))
 		ret = -1;
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		json_error_t jerr;
-		json_t *j;
+		json_t *j = NULL;
 
 		args[0] = tstates[i];
 		if (call(ag, sp.thr, ag->api.thread_swap, args, 1, &old) < 0) {
 			ret = -1;
 			break;
 		}
-		if (run_source(ag, sp.thr, sb_str(&expr), expr.len, PY_EVAL_INPUT, filename,
-			       &result) == 0) {
-			if (read_bytes_object(ag, result, &reply) == 0 &&
-			    (j = json_loadb(reply.buf, reply.len, 0, &jerr)))
-				json_array_append_new(*results, j);
-			else
-				json_array_append_new(*results, json_null());
-			args[0] = result;
-			call(ag, sp.thr, ag->api.decref, args, 1, &r);
-		} else {
-			json_array_append_new(*results, json_null());
-		}
+		if (call_packed(ag, sp.thr, agent_args_finish(&a), &reply) == 0)
+			j = json_loadb(reply.buf, reply.len, 0, &jerr);
+		json_array_append_new(*results, j ? j : json_null());
 		/* back to the thread state the safe point gave us, whatever happened */
 		args[0] = old;
 		if (call(ag, sp.thr, ag->api.thread_swap, args, 1, &r) < 0)
@@ -367,7 +483,7 @@ int agent_call_each_thread(struct agent *ag, const char *function, const uint64_
 	ag->ij.others_run = others;
 	if (safepoint_leave(&ag->ij, &ag->api, &sp) < 0)
 		ret = -1;
-	sb_release(&expr);
+	agent_args_release(&a);
 	sb_release(&reply);
 	return ret;
 }
@@ -433,15 +549,11 @@ int agent_release(struct agent *ag)
 				"in the target, unreachable from the program");
 			ret = -1;
 		} else {
-			uint64_t filename, result;
+			struct agent_args un;
 
-			if (put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME),
-				       &filename) == 0 &&
-			    run_source(ag, sp.thr, "_uninstall()", strlen("_uninstall()"),
-				       PY_EVAL_INPUT, filename, &result) == 0) {
-				args[0] = result;
-				call(ag, sp.thr, ag->api.decref, args, 1, &r);
-			}
+			agent_args_init(&un, "_uninstall");
+			call_packed(ag, sp.thr, agent_args_finish(&un), &reply);
+			agent_args_release(&un);
 			args[0] = ag->ns;
 			/* clearing breaks the namespace's cycles so it goes at once; but a thread
 			 * still in agent code needs its globals: then only let go of ours */

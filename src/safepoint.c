@@ -70,6 +70,10 @@ int pyapi_resolve(struct pyapi *api, struct pyinterp *pi)
 		{"Py_DecRef", offsetof(struct pyapi, decref), 0},
 		{"Py_IncRef", offsetof(struct pyapi, incref), 0},
 		{"PyThreadState_Swap", offsetof(struct pyapi, thread_swap), 0},
+		{"PyDict_GetItemString", offsetof(struct pyapi, dict_get_item_string), 0},
+		{"PyBytes_FromStringAndSize", offsetof(struct pyapi, bytes_from_size), 0},
+		{"PyObject_CallFunctionObjArgs", offsetof(struct pyapi, call_obj_args), 0},
+		{"PyObject_GC_UnTrack", offsetof(struct pyapi, gc_untrack), 0},
 		{"Py_AddPendingCall", offsetof(struct pyapi, add_pending_call), 0},
 	};
 	struct symtab *st = module_symtab(&pi->mods, pi->pymod);

@@ -210,6 +210,12 @@ def _own_objects():
         for r in _gc.get_referents(f):
             if r is not _ns and r is not builtins and _is_ours(r):
                 roots.append(r)
+        # from 3.11 a running frame shows its referents only through f_locals (a dict,
+        # or 3.13's proxy, made for the asking and ours too)
+        loc = f.f_locals
+        if loc is not _ns:
+            roots.append(loc)
+            roots.extend(v for v in loc.values() if v is not _ns and _is_ours(v))
         f = f.f_back
     is_tracked = _gc.is_tracked
     seen = set()
@@ -351,11 +357,13 @@ def top(n, by, samples):
     try:
         counts = _counts(objs, own)
         total = sum(counts.values())
+        # no lambdas over locals here: their cells would be ours and out of reach (3.11+)
+        order = sorted(counts, key=counts.__getitem__, reverse=True)
         if _text(by) == "size":
-            sizes = _sizes(objs, list(counts), counts, own)
-            order = sorted(counts, key=lambda t: (-sizes.get(t, 0), -counts[t]))
+            sizes = _sizes(objs, order, counts, own)
+            # stable: the biggest total first, the most instances first among equals
+            order = sorted(order, key=lambda t, s=sizes: s.get(t, 0), reverse=True)
         else:
-            order = sorted(counts, key=lambda t: -counts[t])
             sizes = _sizes(objs, order[:n], counts, own)
         rows = []
         for t in order[:n]:
@@ -613,11 +621,40 @@ def run(source, mode, limit):
 
 # ----- the door -----
 
+_marshal = sys.modules.get("marshal")
+
+
+def _call_packed(packed):
+    """pyleakdb's door: the function name and its arguments, packed by marshal."""
+    try:
+        args = _marshal.loads(packed)
+    except BaseException:
+        return b'{"error": "cannot unpack the call"}'
+    return _call(*args)
+
+
+def _own_code_ids():
+    """Every code object of the agent's, nested ones too (pyleakdb untracks the tuples of
+    local names they hide from Python, 3.11+)."""
+    out = []
+    todo = [v.__code__ for v in list(_ns.values()) if type(v) is _FUNC and v.__globals__ is _ns]
+    seen = set()
+    while todo:
+        co = todo.pop()
+        if id(co) in seen:
+            continue
+        seen.add(id(co))
+        out.append(id(co))
+        todo.extend(c for c in co.co_consts if type(c) is _CODE)
+    return {"ids": out}
+
+
 def _call(name, *args):
-    """pyleakdb calls this; it returns JSON bytes whatever happens."""
+    """Run one agent function; JSON bytes come back whatever happens."""
     try:
         fn = _ns.get(_text(name))
-        if fn is None or _text(name).startswith("_"):
+        internal = _text(name) in ("_uninstall", "_own_code_ids")
+        if fn is None or (_text(name).startswith("_") and not internal):
             result = {"error": "the agent has no command %r" % _text(name)}
         else:
             result = fn(*args)
@@ -632,7 +669,7 @@ def _call(name, *args):
 
 
 def _uninstall():
-    """Leave nothing behind: tracing we started stops, our state goes."""
+    """Leave nothing behind: tracing we started stops, our state goes (returns {})."""
     for fn in reversed(_cleanups):
         try:
             fn()
@@ -658,4 +695,4 @@ def _uninstall():
     for m in _fallbacks:
         m.__dict__.clear()
     del _fallbacks[:]
-    return b"{}"
+    return {}
