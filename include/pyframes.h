@@ -55,12 +55,18 @@ struct pyframe {
 	int ends_native_call;
 };
 
+/* The file name the agent's code compiles under: stacks, tracebacks and tracemalloc tell it apart. */
+#define AGENT_FILENAME "<pyleakdb-agent>"
+
 struct pystack {
 	struct pyframe *v; /* innermost first */
 	size_t n;
 	int truncated; /* the walk stopped at PY_FRAMES_MAX */
 	char *error; /* why the walk ended early, or NULL */
 };
+
+/* The innermost frame of the program's own code: agent frames (a trace function, a hit) skipped. */
+const struct pyframe *pystack_innermost(const struct pystack *ps);
 
 /*
  * The Python threads of every interpreter, matched to OS threads and

@@ -18,8 +18,6 @@
 /* Python's start symbols for compiling (Include/compile.h: Py_file_input, Py_eval_input). */
 #define PY_FILE_INPUT 257
 #define PY_EVAL_INPUT 258
-/* The file name our code compiles under: tracebacks and tracemalloc tell it apart. */
-#define AGENT_FILENAME "<pyleakdb-agent>"
 /* How long threads get to leave agent code before the namespace goes, and how often. */
 #define DRAIN_TRIES 50
 #define DRAIN_SLICE_US 2000
@@ -246,6 +244,42 @@ static int untrack_hidden(struct agent *ag, struct task_thread *thr)
 	return ret;
 }
 
+/*
+ * While agent code runs, its thread counts as being inside a trace function
+ * (PyThreadState_EnterTracing, 3.11 and later): the program's own tracers
+ * and profilers, and pyleakdb's breakpoints, never see the agent's frames.
+ * On 3.11 it also keeps the interpreter out of a loop: a traced frame whose
+ * first instruction finds the eval breaker set goes back to check it again
+ * and again while pending calls cannot run, which is the case inside our
+ * pending-call trampoline once another pending call has been queued.
+ * Before 3.11 there is no such call, and no such loop.
+ */
+static void untraced_begin(struct agent *ag, struct task_thread *thr, uint64_t tstate)
+{
+	uint64_t r;
+
+	if (ag->api.enter_tracing && tstate)
+		call(ag, thr, ag->api.enter_tracing, &tstate, 1, &r);
+}
+
+static void untraced_end(struct agent *ag, struct task_thread *thr, uint64_t tstate)
+{
+	uint64_t r;
+
+	if (ag->api.leave_tracing && tstate)
+		call(ag, thr, ag->api.leave_tracing, &tstate, 1, &r);
+}
+
+/* The thread state the safe point's thread runs as (0 if it cannot be had). */
+static uint64_t current_tstate(struct agent *ag, struct task_thread *thr)
+{
+	uint64_t ts = 0;
+
+	if (!ag->api.enter_tracing || call(ag, thr, ag->api.thread_get, NULL, 0, &ts) < 0)
+		return 0;
+	return ts;
+}
+
 static int install(struct agent *ag, struct task_thread *thr, uint64_t filename)
 {
 	uint64_t ns, builtins, name, args[3], r;
@@ -355,7 +389,7 @@ static int call_packed(struct agent *ag, struct task_thread *thr, const struct s
 static int with_safepoint(struct agent *ag, const struct strbuf *packed, struct strbuf *reply)
 {
 	struct safepoint sp;
-	uint64_t slots[3] = {0, 0, 0}, slots_addr, filename, args[3], r;
+	uint64_t slots[3] = {0, 0, 0}, slots_addr, filename, args[3], r, ts = 0;
 	int ret = -1, fetched = 0;
 
 	if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0)
@@ -371,6 +405,8 @@ static int with_safepoint(struct agent *ag, const struct strbuf *packed, struct 
 	if (call(ag, sp.thr, ag->api.err_fetch, args, 3, &r) < 0)
 		goto leave;
 	fetched = 1;
+	ts = current_tstate(ag, sp.thr);
+	untraced_begin(ag, sp.thr, ts);
 	if (!ag->ns && install(ag, sp.thr, filename) < 0)
 		goto restore;
 	if (packed) {
@@ -380,6 +416,7 @@ static int with_safepoint(struct agent *ag, const struct strbuf *packed, struct 
 		ret = 0;
 	}
 restore:
+	untraced_end(ag, sp.thr, ts);
 	if (fetched) {
 		if (mem_read(ag->task, slots_addr, slots, sizeof(slots)) == 0) {
 			args[0] = slots[0];
@@ -445,7 +482,7 @@ int agent_call_each_thread(struct agent *ag, const char *function, const uint64_
 	struct strbuf reply = STRBUF_INIT;
 	struct agent_args a;
 	struct safepoint sp;
-	uint64_t filename, args[1], old = 0, r;
+	uint64_t filename, args[1], old = 0, r, ts;
 	int ret = 0, others = ag->ij.others_run;
 
 	*results = json_array();
@@ -460,9 +497,12 @@ int agent_call_each_thread(struct agent *ag, const char *function, const uint64_
 	/* nobody else may run while our thread stands in for another: that thread's own code
 	 * would find its state in use */
 	ag->ij.others_run = 0;
+	ts = current_tstate(ag, sp.thr);
+	untraced_begin(ag, sp.thr, ts);
 	if (put_string(ag, OFF_NAMES + 32, AGENT_FILENAME, strlen(AGENT_FILENAME), &filename) < 0 ||
 	    (!ag->ns && install(ag, sp.thr, filename) < 0))
 		ret = -1;
+	untraced_end(ag, sp.thr, ts);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		json_error_t jerr;
 		json_t *j = NULL;
@@ -472,8 +512,10 @@ int agent_call_each_thread(struct agent *ag, const char *function, const uint64_
 			ret = -1;
 			break;
 		}
+		untraced_begin(ag, sp.thr, tstates[i]);
 		if (call_packed(ag, sp.thr, agent_args_finish(&a), &reply) == 0)
 			j = json_loadb(reply.buf, reply.len, 0, &jerr);
+		untraced_end(ag, sp.thr, tstates[i]);
 		json_array_append_new(*results, j ? j : json_null());
 		/* back to the thread state the safe point gave us, whatever happened */
 		args[0] = old;
@@ -550,7 +592,9 @@ int agent_release(struct agent *ag)
 			ret = -1;
 		} else {
 			struct agent_args un;
+			uint64_t ts = current_tstate(ag, sp.thr);
 
+			untraced_begin(ag, sp.thr, ts);
 			agent_args_init(&un, "_uninstall");
 			call_packed(ag, sp.thr, agent_args_finish(&un), &reply);
 			agent_args_release(&un);
@@ -563,6 +607,7 @@ int agent_release(struct agent *ag)
 				warning("a thread is still running pyleakdb's code; its namespace will go "
 					"at the next garbage collection");
 			call(ag, sp.thr, ag->api.decref, args, 1, &r);
+			untraced_end(ag, sp.thr, ts);
 			ag->ns = 0;
 			if (safepoint_leave(&ag->ij, &ag->api, &sp) < 0)
 				ret = -1;

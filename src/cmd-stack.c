@@ -424,8 +424,10 @@ int cmd_info_threads(struct cmd_ctx *ctx, int argc, char **argv)
 		if (snap.v[i].py) {
 			struct pystack ps;
 
-			if (py_stack(&ctx->s->pi, snap.v[i].py->tstate, &ps) == 0 && ps.n)
-				json_object_set_new(o, "innermost", pyframe_json(&ps.v[0]));
+			if (py_stack(&ctx->s->pi, snap.v[i].py->tstate, &ps) == 0 &&
+			    pystack_innermost(&ps))
+				json_object_set_new(o, "innermost",
+						    pyframe_json(pystack_innermost(&ps)));
 			pystack_release(&ps);
 		}
 		json_array_append_new(threads, o);
@@ -517,8 +519,9 @@ json_t *cmd_thread_where(struct session *s, pid_t tid)
 		if (snap.v[i].thr->tid != tid)
 			continue;
 		o = thread_header(s, &snap.v[i]);
-		if (snap.v[i].py && py_stack(&s->pi, snap.v[i].py->tstate, &ps) == 0 && ps.n)
-			json_object_set_new(o, "innermost", pyframe_json(&ps.v[0]));
+		if (snap.v[i].py && py_stack(&s->pi, snap.v[i].py->tstate, &ps) == 0 &&
+		    pystack_innermost(&ps))
+			json_object_set_new(o, "innermost", pyframe_json(pystack_innermost(&ps)));
 		if (snap.v[i].py)
 			pystack_release(&ps);
 	}

@@ -291,6 +291,14 @@ void pystack_release(struct pystack *st)
 	memset(st, 0, sizeof(*st));
 }
 
+const struct pyframe *pystack_innermost(const struct pystack *ps)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (!ps->v[i].file || strcmp(ps->v[i].file, AGENT_FILENAME))
+			return &ps->v[i];
+	return NULL;
+}
+
 /* The GIL's state: which thread state holds it, 0 when nobody does. */
 static uint64_t gil_holder(struct pyinterp *pi, uint64_t interp)
 {

@@ -75,6 +75,9 @@ int pyapi_resolve(struct pyapi *api, struct pyinterp *pi)
 		{"PyObject_CallFunctionObjArgs", offsetof(struct pyapi, call_obj_args), 0},
 		{"PyObject_GC_UnTrack", offsetof(struct pyapi, gc_untrack), 0},
 		{"Py_AddPendingCall", offsetof(struct pyapi, add_pending_call), 0},
+		{"PyThreadState_Get", offsetof(struct pyapi, thread_get), 0},
+		{"PyThreadState_EnterTracing", offsetof(struct pyapi, enter_tracing), 1},
+		{"PyThreadState_LeaveTracing", offsetof(struct pyapi, leave_tracing), 1},
 	};
 	struct symtab *st = module_symtab(&pi->mods, pi->pymod);
 

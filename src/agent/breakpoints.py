@@ -345,6 +345,9 @@ def _cond_fn(bpid, cond, g):
     if fn is None:
         names = eval("lambda: (" + cond + ")", g).__code__.co_names
         fn = eval("lambda %s: (%s)" % (", ".join(names), cond), g)
+        if hasattr(fn.__code__, "replace"):
+            # stacks show it as ours, not as the program's "<string>"
+            fn.__code__ = fn.__code__.replace(co_filename=_AGENT_FILE)
         _bp["condfns"][key] = fn
     return fn
 
