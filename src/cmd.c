@@ -16,18 +16,18 @@ static const struct {
 	const char *title;
 	const struct cmd *table;
 } families[] = {
-	{"Running the target", cmd_target_cmds},
-	{"Stacks", cmd_stack_cmds},
-	{"The heap (runs pyleakdb's agent in the target at a safe point)", cmd_heap_cmds},
-	{"Why is it still alive (handles, reference chains, graphs)", cmd_refs_cmds},
-	{"Breakpoints", cmd_break_cmds},
-	{"Memory and code", cmd_mem_cmds},
-	{"Support", cmd_misc_cmds},
+    {"Running the target", cmd_target_cmds},
+    {"Stacks", cmd_stack_cmds},
+    {"The heap (runs pyleakdb's agent in the target at a safe point)", cmd_heap_cmds},
+    {"Why is it still alive (handles, reference chains, graphs)", cmd_refs_cmds},
+    {"Breakpoints", cmd_break_cmds},
+    {"Memory and code", cmd_mem_cmds},
+    {"Support", cmd_misc_cmds},
 };
 
 /* Every command of tbl_, or of every family when tbl_ is NULL. */
-#define FOR_EACH_CMD(tbl_, c_)                                                               \
-	for (size_t f_ = 0; f_ < ((tbl_) ? 1 : ARRAY_SIZE(families)); f_++)                  \
+#define FOR_EACH_CMD(tbl_, c_)                                                                     \
+	for (size_t f_ = 0; f_ < ((tbl_) ? 1 : ARRAY_SIZE(families)); f_++)                        \
 		for (const struct cmd *c_ = (tbl_) ? (tbl_) : families[f_].table; c_->name; c_++)
 
 static int has_alias(const struct cmd *c, const char *word)
@@ -54,34 +54,50 @@ int cmd_lookup(const struct cmd *table, const char *word, const struct cmd **out
 
 	*out = NULL;
 	/* an exact name first, then an alias, then a unique prefix */
-	FOR_EACH_CMD(table, c) if (!strcmp(c->name, word))
-	{
-		*out = c;
-		return 0;
-	}
-	FOR_EACH_CMD(table, c) if (has_alias(c, word))
-	{
-		*out = c;
-		return 0;
-	}
-	FOR_EACH_CMD(table, c) if (!strncmp(c->name, word, n))
-	{
-		if (matches++)
-			sb_adds(&names, ", ");
-		sb_adds(&names, c->name);
-		found = c;
-	}
+	FOR_EACH_CMD (table, c)
+		if (!strcmp(c->name, word)) {
+			*out = c;
+			return 0;
+		}
+	FOR_EACH_CMD (table, c)
+		if (has_alias(c, word)) {
+			*out = c;
+			return 0;
+		}
+	FOR_EACH_CMD (table, c)
+		if (!strncmp(c->name, word, n)) {
+			matches++;
+			found = c;
+		}
 	if (matches == 1) {
-		sb_release(&names);
 		*out = found;
 		return 0;
 	}
-	if (matches > 1)
+	if (matches > 1) {
+		/* the candidates in alphabetical order, as gdb lists them */
+		const char *last = "";
+
+		for (size_t k = 0; k < matches; k++) {
+			const char *next = NULL;
+
+			FOR_EACH_CMD (table, c) {
+				if (!strncmp(c->name, word, n) && strcmp(c->name, last) > 0 &&
+				    (!next || strcmp(c->name, next) < 0))
+					next = c->name;
+			}
+			if (!next)
+				break;
+			if (k)
+				sb_adds(&names, ", ");
+			sb_adds(&names, next);
+			last = next;
+		}
 		error("ambiguous command: %s, could be: %s", esc(word), sb_str(&names));
-	else if (table)
+	} else if (table) {
 		error("undefined subcommand: \"%s\"; try \"help\"", esc(word));
-	else
+	} else {
 		error("undefined command: \"%s\"; try \"help\"", esc(word));
+	}
 	sb_release(&names);
 	return -1;
 }
@@ -192,7 +208,8 @@ static int run(struct cmd_ctx *ctx, const struct cmd *c, const char *line, int d
 	}
 	if (argc < c->min_args)
 		return cmd_usage_error(c, "%s needs %s argument%s", c->name,
-				       c->min_args == 1 ? "an" : "more", c->min_args == 1 ? "" : "s");
+				       c->min_args == 1 ? "an" : "more",
+				       c->min_args == 1 ? "" : "s");
 	if (c->max_args >= 0 && argc > c->max_args)
 		return cmd_usage_error(c, "too many arguments for %s", c->name);
 	ctx->cmd = c;
@@ -298,9 +315,13 @@ void cmd_complete(struct cmd_ctx *ctx, const char *line, const char *prefix,
 		table = c->subcmds;
 	}
 	if (!c) {
-		FOR_EACH_CMD(NULL, t) if (!strncmp(t->name, prefix, n)) offer(t->name, arg);
+		FOR_EACH_CMD (NULL, t)
+			if (!strncmp(t->name, prefix, n))
+				offer(t->name, arg);
 	} else if (c->subcmds) {
-		FOR_EACH_CMD(c->subcmds, t) if (!strncmp(t->name, prefix, n)) offer(t->name, arg);
+		FOR_EACH_CMD (c->subcmds, t)
+			if (!strncmp(t->name, prefix, n))
+				offer(t->name, arg);
 	} else if (c->arg_words) {
 		for (const char *const *w = c->arg_words; *w; w++)
 			if (!strncmp(*w, prefix, n))
@@ -406,8 +427,7 @@ static void render_cmd_list(const json_t *cmds)
 	size_t i;
 	json_t *c;
 
-	json_array_foreach(cmds, i, c)
-	{
+	json_array_foreach (cmds, i, c) {
 		out_printf("  %-30s -- %s\n", esc_member(c, "usage"), esc_member(c, "summary"));
 	}
 }
@@ -421,13 +441,13 @@ static void render_help(const json_t *r)
 		json_t *g;
 
 		out_printf("pyleakdb: a memory debugger for live CPython processes\n");
-		json_array_foreach(groups, i, g)
-		{
+		json_array_foreach (groups, i, g) {
 			out_printf("\n%s:\n", esc_member(g, "title"));
 			render_cmd_list(json_object_get(g, "commands"));
 		}
-		out_printf("\nType \"help\" followed by a command name for its full documentation.\n"
-			   "Command names may be abbreviated when the abbreviation is unambiguous.\n");
+		out_printf(
+		    "\nType \"help\" followed by a command name for its full documentation.\n"
+		    "Command names may be abbreviated when the abbreviation is unambiguous.\n");
 		return;
 	}
 	out_printf("usage: %s\n%s\n", esc_member(r, "usage"), esc_member(r, "summary"));
@@ -445,7 +465,9 @@ static void complete_command_names(struct cmd_ctx *ctx, const char *prefix,
 				   void (*offer)(const char *word, void *arg), void *arg)
 {
 	(void)ctx;
-	FOR_EACH_CMD(NULL, t) if (!strncmp(t->name, prefix, strlen(prefix))) offer(t->name, arg);
+	FOR_EACH_CMD (NULL, t)
+		if (!strncmp(t->name, prefix, strlen(prefix)))
+			offer(t->name, arg);
 }
 
 /* gdb's echo: the text, with \n and \t escapes, no newline of its own */
@@ -480,30 +502,30 @@ static void render_echo(const json_t *r)
 }
 
 const struct cmd cmd_misc_cmds[] = {
-	{
-		.name = "echo",
-		.usage = "echo TEXT",
-		.summary = "print TEXT (\\n for a new line), to label the output of a script",
-		.max_args = 1,
-		.flags = CMD_RAW_ARGS,
-		.fn = cmd_echo,
-		.render = render_echo,
-	},
-	{
-		.name = "info",
-		.aliases = "i",
-		.usage = "info SUBCOMMAND",
-		.summary = "threads, memory, maps, interp: see \"help info\"",
-		.subcmds = cmd_info_cmds,
-	},
-	{
-		.name = "help",
-		.usage = "help [COMMAND [SUBCOMMAND]]",
-		.summary = "list the commands, or describe one",
-		.max_args = 2,
-		.fn = cmd_help,
-		.render = render_help,
-		.complete = complete_command_names,
-	},
-	{0},
+    {
+	.name = "echo",
+	.usage = "echo TEXT",
+	.summary = "print TEXT (\\n for a new line), to label the output of a script",
+	.max_args = 1,
+	.flags = CMD_RAW_ARGS,
+	.fn = cmd_echo,
+	.render = render_echo,
+    },
+    {
+	.name = "info",
+	.aliases = "i",
+	.usage = "info SUBCOMMAND",
+	.summary = "threads, memory, maps, interp: see \"help info\"",
+	.subcmds = cmd_info_cmds,
+    },
+    {
+	.name = "help",
+	.usage = "help [COMMAND [SUBCOMMAND]]",
+	.summary = "list the commands, or describe one",
+	.max_args = 2,
+	.fn = cmd_help,
+	.render = render_help,
+	.complete = complete_command_names,
+    },
+    {0},
 };

@@ -88,7 +88,7 @@ def test_repl_commands_and_completion(python, target, repl, tmp_path):
 
     # an ambiguous one says which commands it could be, and runs none
     out = r.run("d")
-    assert "ambiguous command: d, could be: detach, disas" in out, out
+    assert "ambiguous command: d, could be: delete, detach, disable, disas" in out, out
     assert "Detached" not in out
     out = r.run("in")
     assert "ambiguous command: in" not in out  # 'info' only: it asks for a subcommand
