@@ -49,8 +49,8 @@ static inline uint64_t arch_thread_pointer(const arch_regs *r)
 static inline int arch_dwarf_reg(const arch_regs *r, int regno, uint64_t *out)
 {
 	const unsigned long long *by_number[] = {
-		&r->rax, &r->rdx, &r->rcx, &r->rbx, &r->rsi, &r->rdi, &r->rbp, &r->rsp, &r->r8,
-		&r->r9,	 &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15, &r->rip,
+	    &r->rax, &r->rdx, &r->rcx, &r->rbx, &r->rsi, &r->rdi, &r->rbp, &r->rsp, &r->r8,
+	    &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15, &r->rip,
 	};
 
 	if (regno < 0 || regno >= (int)(sizeof(by_number) / sizeof(by_number[0])))
@@ -66,12 +66,24 @@ static inline int arch_dwarf_reg(const arch_regs *r, int regno, uint64_t *out)
 static inline void arch_set_call_arg(arch_regs *r, int i, uint64_t v)
 {
 	switch (i) {
-	case 0: r->rdi = v; break;
-	case 1: r->rsi = v; break;
-	case 2: r->rdx = v; break;
-	case 3: r->rcx = v; break;
-	case 4: r->r8 = v; break;
-	case 5: r->r9 = v; break;
+	case 0:
+		r->rdi = v;
+		break;
+	case 1:
+		r->rsi = v;
+		break;
+	case 2:
+		r->rdx = v;
+		break;
+	case 3:
+		r->rcx = v;
+		break;
+	case 4:
+		r->r8 = v;
+		break;
+	case 5:
+		r->r9 = v;
+		break;
 	}
 }
 static inline uint64_t arch_return_value(const arch_regs *r)
@@ -99,12 +111,18 @@ static inline void arch_set_syscall(arch_regs *r, long nr, const uint64_t *args,
 static inline uint64_t arch_syscall_arg(const arch_regs *r, int i)
 {
 	switch (i) {
-	case 0: return r->rdi;
-	case 1: return r->rsi;
-	case 2: return r->rdx;
-	case 3: return r->r10;
-	case 4: return r->r8;
-	case 5: return r->r9;
+	case 0:
+		return r->rdi;
+	case 1:
+		return r->rsi;
+	case 2:
+		return r->rdx;
+	case 3:
+		return r->r10;
+	case 4:
+		return r->r8;
+	case 5:
+		return r->r9;
 	}
 	return 0;
 }
@@ -121,12 +139,12 @@ static inline void arch_clear_syscall_restart(arch_regs *r)
 }
 
 /* int3, and the instruction after which a trap leaves the PC. */
-#define ARCH_BREAKPOINT_INSN   "\xcc"
-#define ARCH_BREAKPOINT_LEN    1
+#define ARCH_BREAKPOINT_INSN	 "\xcc"
+#define ARCH_BREAKPOINT_LEN	 1
 #define ARCH_PC_AFTER_BREAKPOINT 1
 /* syscall; int3: a remote syscall executes this and traps right after. */
-#define ARCH_SYSCALL_INSN      "\x0f\x05"
-#define ARCH_SYSCALL_LEN       2
+#define ARCH_SYSCALL_INSN "\x0f\x05"
+#define ARCH_SYSCALL_LEN  2
 
 /* The longest instruction, for disassembly buffers. */
 #define ARCH_MAX_INSN_LEN 15

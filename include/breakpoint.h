@@ -28,8 +28,8 @@ enum bp_kind {
 };
 
 enum bp_rss_mode {
-	RSS_ABOVE, /* rss > N */
-	RSS_GROWTH, /* rss +N: N above what it was when set */
+	RSS_ABOVE,   /* rss > N */
+	RSS_GROWTH,  /* rss +N: N above what it was when set */
 	RSS_PERCENT, /* rss > N% of the memory limit */
 };
 
@@ -43,7 +43,7 @@ struct breakpoint {
 	/* RSS */
 	enum bp_rss_mode rss_mode;
 	uint64_t threshold; /* bytes */
-	int rss_armed; /* fires only when armed; re-arms below the threshold */
+	int rss_armed;	    /* fires only when armed; re-arms below the threshold */
 	/* source */
 	char *file; /* as resolved by the agent */
 	int line;
@@ -56,32 +56,33 @@ struct bpset {
 	size_t n, cap;
 	int next_id;
 	uint64_t rss_interval_us;
-	int agent_armed; /* the agent's hooks are on in the target */
-	int per_thread; /* hooks are per thread (trace functions, before 3.12) */
-	uint64_t rss_cell; /* where the agent reads the RSS we write, 0 when unknown */
+	int agent_armed;    /* the agent's hooks are on in the target */
+	int per_thread;	    /* hooks are per thread (trace functions, before 3.12) */
+	uint64_t rss_cell;  /* where the agent reads the RSS we write, 0 when unknown */
 	uint64_t heartbeat; /* written after the RSS: the agent's hooks watch it to know we live */
-	int last_hit_id; /* the source breakpoint of the last stop, for iter */
+	int last_hit_id;    /* the source breakpoint of the last stop, for iter */
 };
 
 /* Why the target stopped. */
 enum stop_kind {
 	STOPPED_INTERRUPT, /* Ctrl-C */
-	STOPPED_TIME, /* the duration asked for ran out */
-	STOPPED_EXIT, /* the process ended */
-	STOPPED_RSS, /* an RSS breakpoint */
-	STOPPED_BREAK, /* a source breakpoint */
+	STOPPED_TIME,	   /* the duration asked for ran out */
+	STOPPED_EXIT,	   /* the process ended */
+	STOPPED_RSS,	   /* an RSS breakpoint */
+	STOPPED_BREAK,	   /* a source breakpoint */
 };
 
 struct stop_info {
 	enum stop_kind kind;
 	int bp_id;
-	uint64_t rss; /* at the stop */
+	uint64_t rss;	    /* at the stop */
 	uint64_t threshold; /* RSS breakpoints */
-	pid_t tid; /* the thread that hit, or ran, or held the GIL */
+	pid_t tid;	    /* the thread that hit, or ran, or held the GIL */
 	json_t *hit; /* the agent's description of a source hit (file, line, function, source) */
 };
 
-/* The default poll interval: fine enough to stop within ~1 MiB at 1 GB/s, at a few percent of a core. */
+/* The default poll interval: fine enough to stop within ~1 MiB at 1 GB/s, at a few percent of a
+ * core. */
 #define BP_RSS_INTERVAL_DEFAULT_US 250
 
 void bpset_init(struct bpset *b);

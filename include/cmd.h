@@ -20,9 +20,9 @@
 enum cmd_flags {
 	CMD_NEEDS_TARGET = 1 << 0, /* a live process */
 	CMD_NEEDS_PYTHON = 1 << 1, /* a live process with a readable interpreter */
-	CMD_REPEATS = 1 << 2, /* Enter on an empty line runs it again */
-	CMD_NO_TARGET = 1 << 3, /* refuses when a process is already attached */
-	CMD_RAW_ARGS = 1 << 4, /* gets the rest of the line as one argument */
+	CMD_REPEATS = 1 << 2,	   /* Enter on an empty line runs it again */
+	CMD_NO_TARGET = 1 << 3,	   /* refuses when a process is already attached */
+	CMD_RAW_ARGS = 1 << 4,	   /* gets the rest of the line as one argument */
 };
 
 struct cmd_ctx;
@@ -33,23 +33,23 @@ typedef void (*cmd_complete_fn)(struct cmd_ctx *ctx, const char *prefix,
 
 struct cmd {
 	const char *name;
-	const char *aliases; /* space-separated: "c" for continue */
-	const char *usage; /* "bt [all|TID]" */
-	const char *summary; /* one line */
-	const char *help; /* more, or NULL */
+	const char *aliases;	/* space-separated: "c" for continue */
+	const char *usage;	/* "bt [all|TID]" */
+	const char *summary;	/* one line */
+	const char *help;	/* more, or NULL */
 	int min_args, max_args; /* max -1: any */
 	unsigned flags;
 	int (*fn)(struct cmd_ctx *ctx, int argc, char **argv);
 	out_render_fn render;
-	const struct cmd *subcmds; /* "info threads": the table of the words after */
+	const struct cmd *subcmds;    /* "info threads": the table of the words after */
 	const char *const *arg_words; /* fixed words the arguments may be, for completion */
-	cmd_complete_fn complete; /* or a function that offers them */
+	cmd_complete_fn complete;     /* or a function that offers them */
 };
 
 struct cmd_ctx {
 	struct session *s;
 	const struct cmd *cmd;
-	int quit; /* set by quit */
+	int quit;  /* set by quit */
 	int batch; /* non-interactive */
 };
 

@@ -16,7 +16,7 @@ struct insn {
 	uint64_t addr;
 	uint8_t bytes[16];
 	size_t len;
-	char text[224]; /* "call 0x4a0b10": capstone mnemonic (32) and operands (160) */
+	char text[224];	 /* "call 0x4a0b10": capstone mnemonic (32) and operands (160) */
 	uint64_t target; /* a direct call or jump's destination, 0 when none */
 	int is_call;
 };

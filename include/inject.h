@@ -33,12 +33,12 @@
 struct injector {
 	struct task *task;
 	struct modules *mods;
-	uint64_t syscall_insn; /* a `syscall` instruction in the target's text */
-	uint64_t scratch; /* our mapping: code page, then data */
-	uint64_t ret_stub; /* remote calls return here */
-	uint64_t pending_tramp; /* the pending-call trampoline */
-	uint64_t data; /* start of the data area */
-	int trap_sig; /* the signal our stubs raise */
+	uint64_t syscall_insn;	 /* a `syscall` instruction in the target's text */
+	uint64_t scratch;	 /* our mapping: code page, then data */
+	uint64_t ret_stub;	 /* remote calls return here */
+	uint64_t pending_tramp;	 /* the pending-call trampoline */
+	uint64_t data;		 /* start of the data area */
+	int trap_sig;		 /* the signal our stubs raise */
 	int64_t call_timeout_us; /* before we say the call is slow */
 	/* a pending call that may still run: the scratch mapping must stay */
 	int pending_queued;
@@ -96,9 +96,9 @@ size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig);
 size_t inject_tramp_code(uint8_t *out, size_t len);
 /* The layout of the block the trampoline reads (its argument). */
 struct inject_tramp_ctl {
-	int32_t pid; /* only this process stops: a forked child just returns */
-	int32_t sig; /* the signal to raise */
-	int32_t ret; /* what the trampoline returns to the interpreter */
+	int32_t pid;   /* only this process stops: a forked child just returns */
+	int32_t sig;   /* the signal to raise */
+	int32_t ret;   /* what the trampoline returns to the interpreter */
 	int32_t fired; /* counts the times it ran in this process */
 };
 

@@ -37,9 +37,9 @@ void maps_release(struct maps *m);
 const struct map *maps_find(const struct maps *m, uint64_t addr);
 
 struct module {
-	char *path; /* as in maps */
+	char *path;	     /* as in maps */
 	uint64_t start, end; /* the lowest and highest address of its mappings */
-	uint64_t bias; /* add to a file address to get the run-time address */
+	uint64_t bias;	     /* add to a file address to get the run-time address */
 	int bias_known;
 	int symtab_tried;
 	struct symtab *symtab; /* NULL until loaded, or when unreadable */
@@ -70,8 +70,8 @@ void module_open_path(const struct modules *mods, const struct module *mod, char
  * when no symbol covers it ("libc.so.6+0x1234").  Returns 0 and fills sym
  * and off when a symbol was found.
  */
-int modules_symbolize(struct modules *mods, uint64_t addr, const struct symbol **sym,
-		      uint64_t *off, struct module **modp);
+int modules_symbolize(struct modules *mods, uint64_t addr, const struct symbol **sym, uint64_t *off,
+		      struct module **modp);
 /* A symbol's run-time address by name, searching every module (main executable first). */
 int modules_lookup(struct modules *mods, const char *name, uint64_t *addr, struct module **modp);
 

@@ -16,7 +16,7 @@
 #include "pyinterp.h"
 
 #define PY_THREADS_MAX 4096
-#define PY_FRAMES_MAX 10000
+#define PY_FRAMES_MAX  10000
 
 /* Thread names are cut to this many characters (then end in "...") */
 #define PY_THREAD_NAME_CHARS 64
@@ -28,7 +28,7 @@ struct pythread {
 	uint64_t tstate;
 	uint64_t interp;
 	uint64_t thread_id; /* pthread_t */
-	pid_t tid; /* the OS thread, 0 when it cannot be matched */
+	pid_t tid;	    /* the OS thread, 0 when it cannot be matched */
 	int holds_gil;
 	int is_main;
 	int interp_id;
@@ -47,22 +47,22 @@ struct pythread {
 struct pyframe {
 	char *func; /* qualified name where the version keeps one; raw bytes */
 	char *file; /* raw bytes: escape before printing */
-	int line; /* -1 when unknown */
+	int line;   /* -1 when unknown */
 	int firstlineno;
 	uint64_t frame; /* the frame's address */
-	uint64_t code; /* the code object's address */
+	uint64_t code;	/* the code object's address */
 	/* the last Python frame run by one native call of the evaluation loop */
 	int ends_native_call;
 };
 
-/* The file name the agent's code compiles under: stacks, tracebacks and tracemalloc tell it apart. */
+/* The file name the agent's code compiles under: stacks and tracebacks tell it apart. */
 #define AGENT_FILENAME "<pyleakdb-agent>"
 
 struct pystack {
 	struct pyframe *v; /* innermost first */
 	size_t n;
 	int truncated; /* the walk stopped at PY_FRAMES_MAX */
-	char *error; /* why the walk ended early, or NULL */
+	char *error;   /* why the walk ended early, or NULL */
 };
 
 /* The innermost frame of the program's own code: agent frames (a trace function, a hit) skipped. */

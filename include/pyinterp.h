@@ -36,7 +36,8 @@ struct pyinterp {
 	char exe[4096];
 	int major, minor, micro;
 	uint32_t hexversion; /* PY_VERSION_HEX when known, else major/minor only */
-	char version_str[128]; /* "3.11.2 (main, ...)" when the interpreter's own string was found */
+	char
+	    version_str[128]; /* "3.11.2 (main, ...)" when the interpreter's own string was found */
 	const char *version_how;
 	uint64_t runtime; /* &_PyRuntime, 0 before 3.7 */
 	const char *runtime_how;
@@ -119,7 +120,7 @@ int py_instance_attr(struct pyinterp *pi, uint64_t obj, const char *name, uint64
 
 struct py_thread_name {
 	uint64_t ident; /* threading.get_ident(): the thread's pthread_t */
-	char *name; /* Thread.name as UTF-8: raw bytes, escape before printing */
+	char *name;	/* Thread.name as UTF-8: raw bytes, escape before printing */
 };
 
 /*

@@ -25,9 +25,9 @@
 /* How a code object maps instruction offsets to line numbers. */
 enum py_linetable_kind {
 	PY_LT_NONE = 0,
-	PY_LT_LNOTAB,	/* 3.6 - 3.9: co_lnotab, (addr, line) byte pairs */
+	PY_LT_LNOTAB,	    /* 3.6 - 3.9: co_lnotab, (addr, line) byte pairs */
 	PY_LT_LINETABLE310, /* 3.10: co_linetable, PEP 626 (sdelta, ldelta) pairs */
-	PY_LT_LOCATIONS, /* 3.11+: co_linetable, PEP 657 location entries */
+	PY_LT_LOCATIONS,    /* 3.11+: co_linetable, PEP 657 location entries */
 };
 
 /* How a thread's Python frames are chained. */
@@ -38,7 +38,7 @@ enum py_frame_kind {
 };
 
 struct py_layout {
-	uint32_t version_hex; /* (major << 24) | (minor << 16) */
+	uint32_t version_hex;	  /* (major << 24) | (minor << 16) */
 	const char *headers_from; /* "3.11.7": the headers the probes were built against */
 
 	enum py_linetable_kind linetable;
@@ -73,9 +73,10 @@ struct py_layout {
 		int32_t finalizing;
 		int32_t interpreters_head;
 		int32_t interpreters_main;
-		int32_t main_thread; /* unsigned long: pthread_t of the main thread */
-		int32_t gil_locked; /* 3.8 - 3.11: _PyRuntime.ceval.gil.locked (int) */
-		int32_t gil_last_holder; /* 3.8 - 3.11: _PyRuntime.ceval.gil.last_holder (PyThreadState *) */
+		int32_t main_thread;	 /* unsigned long: pthread_t of the main thread */
+		int32_t gil_locked;	 /* 3.8 - 3.11: _PyRuntime.ceval.gil.locked (int) */
+		int32_t gil_last_holder; /* 3.8 - 3.11: _PyRuntime.ceval.gil.last_holder
+					    (PyThreadState *) */
 		int32_t gil; /* 3.7 - 3.11: the struct _gil_runtime_state embedded in _PyRuntime */
 	} runtime;
 
@@ -84,7 +85,7 @@ struct py_layout {
 		int32_t id;
 		int32_t next;
 		int32_t tstate_head; /* tstate_head, or threads.head (3.11+) */
-		int32_t modules; /* modules, or imports.modules (3.12+) */
+		int32_t modules;     /* modules, or imports.modules (3.12+) */
 		int32_t sysdict;
 		int32_t builtins;
 		int32_t ceval_gil; /* 3.12+: struct _gil_runtime_state * */
@@ -92,7 +93,7 @@ struct py_layout {
 
 	/* struct _gil_runtime_state, reached through interp.ceval_gil (3.12+) */
 	struct {
-		int32_t size; /* sizeof(struct _gil_runtime_state), 3.7+: its locks live inside */
+		int32_t size;	/* sizeof(struct _gil_runtime_state), 3.7+: its locks live inside */
 		int32_t locked; /* int */
 		int32_t last_holder; /* PyThreadState * */
 	} gil;
@@ -102,27 +103,27 @@ struct py_layout {
 		int32_t prev;
 		int32_t next;
 		int32_t interp;
-		int32_t frame; /* 3.6 - 3.10: PyFrameObject * */
-		int32_t cframe; /* 3.11 - 3.12: _PyCFrame * */
-		int32_t current_frame; /* 3.13+: _PyInterpreterFrame * */
-		int32_t thread_id; /* unsigned long: pthread_self() */
+		int32_t frame;		  /* 3.6 - 3.10: PyFrameObject * */
+		int32_t cframe;		  /* 3.11 - 3.12: _PyCFrame * */
+		int32_t current_frame;	  /* 3.13+: _PyInterpreterFrame * */
+		int32_t thread_id;	  /* unsigned long: pthread_self() */
 		int32_t native_thread_id; /* unsigned long: the kernel TID (3.11+) */
-		int32_t dict; /* PyObject *: threading.local storage */
+		int32_t dict;		  /* PyObject *: threading.local storage */
 	} tstate;
 
 	struct {
 		int32_t current_frame; /* _PyCFrame.current_frame (3.11 - 3.12) */
-		int32_t previous; /* _PyCFrame.previous */
+		int32_t previous;      /* _PyCFrame.previous */
 	} cframe;
 
 	/* PyFrameObject, 3.6 - 3.10 */
 	struct {
-		int32_t back; /* f_back */
-		int32_t code; /* f_code */
-		int32_t globals; /* f_globals */
-		int32_t locals; /* f_locals */
-		int32_t lasti; /* f_lasti (int) */
-		int32_t lineno; /* f_lineno (int) */
+		int32_t back;	    /* f_back */
+		int32_t code;	    /* f_code */
+		int32_t globals;    /* f_globals */
+		int32_t locals;	    /* f_locals */
+		int32_t lasti;	    /* f_lasti (int) */
+		int32_t lineno;	    /* f_lineno (int) */
 		int32_t localsplus; /* f_localsplus */
 	} frame;
 
@@ -130,13 +131,13 @@ struct py_layout {
 	struct {
 		int32_t size;
 		int32_t previous;
-		int32_t code; /* f_code, or f_executable (3.13+) */
-		int32_t globals; /* f_globals */
-		int32_t locals; /* f_locals */
-		int32_t instr; /* prev_instr, or instr_ptr (3.13+) */
+		int32_t code;	  /* f_code, or f_executable (3.13+) */
+		int32_t globals;  /* f_globals */
+		int32_t locals;	  /* f_locals */
+		int32_t instr;	  /* prev_instr, or instr_ptr (3.13+) */
 		int32_t stacktop; /* int */
 		int32_t is_entry; /* bool, 3.11 only */
-		int32_t owner; /* char */
+		int32_t owner;	  /* char */
 		int32_t localsplus;
 		int32_t frame_obj;
 	} iframe;
@@ -144,25 +145,25 @@ struct py_layout {
 	/* PyCodeObject */
 	struct {
 		int32_t size;
-		int32_t argcount; /* int */
-		int32_t flags; /* int */
-		int32_t firstlineno; /* int */
-		int32_t filename; /* PyObject * (str) */
-		int32_t name; /* PyObject * (str) */
-		int32_t qualname; /* PyObject * (str), 3.11+ */
-		int32_t lnotab; /* PyObject * (bytes), 3.6 - 3.9 */
-		int32_t linetable; /* PyObject * (bytes), 3.10+ */
-		int32_t code; /* PyObject * (bytes), co_code, 3.6 - 3.10 */
-		int32_t code_adaptive; /* first code unit, inline, 3.11+ */
-		int32_t varnames; /* tuple, 3.6 - 3.10 */
+		int32_t argcount;	 /* int */
+		int32_t flags;		 /* int */
+		int32_t firstlineno;	 /* int */
+		int32_t filename;	 /* PyObject * (str) */
+		int32_t name;		 /* PyObject * (str) */
+		int32_t qualname;	 /* PyObject * (str), 3.11+ */
+		int32_t lnotab;		 /* PyObject * (bytes), 3.6 - 3.9 */
+		int32_t linetable;	 /* PyObject * (bytes), 3.10+ */
+		int32_t code;		 /* PyObject * (bytes), co_code, 3.6 - 3.10 */
+		int32_t code_adaptive;	 /* first code unit, inline, 3.11+ */
+		int32_t varnames;	 /* tuple, 3.6 - 3.10 */
 		int32_t localsplusnames; /* tuple, 3.11+ */
-		int32_t nlocals; /* int */
+		int32_t nlocals;	 /* int */
 	} code;
 
 	struct {
 		int32_t refcnt; /* ob_refcnt */
-		int32_t type; /* ob_type */
-		int32_t size; /* ob_size, PyVarObject */
+		int32_t type;	/* ob_type */
+		int32_t size;	/* ob_size, PyVarObject */
 		/* Instances of Py_TPFLAGS_MANAGED_DICT types keep words BEFORE
 		 * the object (these count bytes back from it, so are positive):
 		 * the dict pointer (3.11, 3.13+) or the tagged dict-or-values
@@ -182,9 +183,9 @@ struct py_layout {
 		int32_t base;
 		int32_t mro;
 		int32_t dict;
-		int32_t ht_qualname; /* PyHeapTypeObject */
+		int32_t ht_qualname;	/* PyHeapTypeObject */
 		int32_t ht_cached_keys; /* PyHeapTypeObject, 3.x: shared keys */
-		int32_t ht_module; /* PyHeapTypeObject, 3.9+ */
+		int32_t ht_module;	/* PyHeapTypeObject, 3.9+ */
 	} type;
 
 	struct {
@@ -199,12 +200,12 @@ struct py_layout {
 	/* str: state is a bitfield; the shifts are found by the probe */
 	struct {
 		int32_t length;
-		int32_t state; /* offset of the 32-bit state word */
-		int32_t ascii_size; /* sizeof(PyASCIIObject): where compact ASCII data starts */
-		int32_t compact_size; /* sizeof(PyCompactUnicodeObject) */
-		int32_t kind_shift; /* bit position of state.kind (3 bits) */
+		int32_t state;	       /* offset of the 32-bit state word */
+		int32_t ascii_size;    /* sizeof(PyASCIIObject): where compact ASCII data starts */
+		int32_t compact_size;  /* sizeof(PyCompactUnicodeObject) */
+		int32_t kind_shift;    /* bit position of state.kind (3 bits) */
 		int32_t compact_shift; /* bit position of state.compact */
-		int32_t ascii_shift; /* bit position of state.ascii */
+		int32_t ascii_shift;   /* bit position of state.ascii */
 	} unicode;
 
 	struct {
@@ -218,28 +219,28 @@ struct py_layout {
 
 	struct {
 		int32_t ob_digit; /* PyLongObject: first digit */
-		int32_t lv_tag; /* 3.12+ */
+		int32_t lv_tag;	  /* 3.12+ */
 	} long_;
 
 	struct {
-		int32_t used; /* ma_used */
-		int32_t keys; /* ma_keys */
+		int32_t used;	/* ma_used */
+		int32_t keys;	/* ma_keys */
 		int32_t values; /* ma_values */
 	} dict;
 
 	/* PyDictKeysObject */
 	struct {
-		int32_t size; /* dk_size (Py_ssize_t), 3.6 - 3.10 */
-		int32_t log2_size; /* dk_log2_size (uint8_t), 3.11+ */
-		int32_t log2_index_bytes; /* dk_log2_index_bytes (uint8_t), 3.11+ */
-		int32_t kind; /* dk_kind (uint8_t), 3.11+ */
-		int32_t nentries; /* dk_nentries (Py_ssize_t) */
-		int32_t indices; /* dk_indices: the index table */
-		int32_t entry_size; /* sizeof(PyDictKeyEntry) */
-		int32_t unicode_entry_size; /* sizeof(PyDictUnicodeEntry), 3.11+ */
-		int32_t entry_key; /* PyDictKeyEntry.me_key */
-		int32_t entry_value; /* PyDictKeyEntry.me_value */
-		int32_t unicode_entry_key; /* PyDictUnicodeEntry.me_key, 3.11+ */
+		int32_t size;		     /* dk_size (Py_ssize_t), 3.6 - 3.10 */
+		int32_t log2_size;	     /* dk_log2_size (uint8_t), 3.11+ */
+		int32_t log2_index_bytes;    /* dk_log2_index_bytes (uint8_t), 3.11+ */
+		int32_t kind;		     /* dk_kind (uint8_t), 3.11+ */
+		int32_t nentries;	     /* dk_nentries (Py_ssize_t) */
+		int32_t indices;	     /* dk_indices: the index table */
+		int32_t entry_size;	     /* sizeof(PyDictKeyEntry) */
+		int32_t unicode_entry_size;  /* sizeof(PyDictUnicodeEntry), 3.11+ */
+		int32_t entry_key;	     /* PyDictKeyEntry.me_key */
+		int32_t entry_value;	     /* PyDictKeyEntry.me_value */
+		int32_t unicode_entry_key;   /* PyDictUnicodeEntry.me_key, 3.11+ */
 		int32_t unicode_entry_value; /* PyDictUnicodeEntry.me_value, 3.11+ */
 	} dictkeys;
 
@@ -250,7 +251,7 @@ struct py_layout {
 	 */
 	struct {
 		int32_t values; /* values[], 3.11+ */
-		int32_t valid; /* uint8_t: inline values still hold the attributes, 3.13+ */
+		int32_t valid;	/* uint8_t: inline values still hold the attributes, 3.13+ */
 	} dictvalues;
 };
 
@@ -263,7 +264,7 @@ const struct py_layout *py_layout_find(int major, int minor);
 
 /* The size of the _Py_DebugOffsets block at the start of _PyRuntime (3.13). */
 #define PY_DEBUG_OFFSETS_SIZE 0x400
-#define PY_DEBUG_COOKIE "xdebugpy"
+#define PY_DEBUG_COOKIE	      "xdebugpy"
 
 /*
  * Overlay the _Py_DebugOffsets that a 3.13 interpreter publishes (raw

@@ -51,7 +51,7 @@ struct pyapi {
 	uint64_t compile_string, eval_code; /* Py_CompileString, PyEval_EvalCode */
 	uint64_t decref, incref, add_pending_call;
 	uint64_t thread_swap; /* PyThreadState_Swap */
-	uint64_t thread_get; /* PyThreadState_Get */
+	uint64_t thread_get;  /* PyThreadState_Get */
 	/* PyThreadState_EnterTracing/LeaveTracing (3.11+, else 0): the agent runs untraced */
 	uint64_t enter_tracing, leave_tracing;
 	uint64_t dict_get_item_string, bytes_from_size, call_obj_args, gc_untrack;

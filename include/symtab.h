@@ -18,7 +18,7 @@ struct symbol {
 	const char *name; /* owned by the symtab */
 	uint64_t value;
 	uint64_t size;
-	unsigned char type; /* STT_FUNC, STT_OBJECT, ... */
+	unsigned char type;   /* STT_FUNC, STT_OBJECT, ... */
 	unsigned char global; /* STB_GLOBAL or STB_WEAK */
 };
 

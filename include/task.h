@@ -38,25 +38,25 @@ enum thr_state {
 enum thr_stop {
 	STOP_NONE,
 	STOP_INTERRUPT, /* PTRACE_INTERRUPT, or a new thread's first stop */
-	STOP_GROUP, /* job control: SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU */
-	STOP_SIGNAL, /* a signal is about to be delivered: thr->sig */
-	STOP_TRAP, /* SIGTRAP from a breakpoint or a single step */
-	STOP_EVENT, /* clone, exec or exit event */
+	STOP_GROUP,	/* job control: SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU */
+	STOP_SIGNAL,	/* a signal is about to be delivered: thr->sig */
+	STOP_TRAP,	/* SIGTRAP from a breakpoint or a single step */
+	STOP_EVENT,	/* clone, exec or exit event */
 };
 
 struct task_thread {
 	pid_t tid;
 	enum thr_state state;
 	enum thr_stop stop;
-	int sig; /* STOP_SIGNAL: signal to deliver on resume (0 once consumed) */
+	int sig;	   /* STOP_SIGNAL: signal to deliver on resume (0 once consumed) */
 	siginfo_t siginfo; /* STOP_SIGNAL/STOP_TRAP: what the kernel said */
-	char sched_state; /* R, S, D, T...: sampled just before we stopped it */
-	int interrupted; /* we asked it to stop (sched_state was sampled then) */
-	int listening; /* held in group-stop with PTRACE_LISTEN */
-	int exiting; /* PTRACE_EVENT_EXIT seen */
+	char sched_state;  /* R, S, D, T...: sampled just before we stopped it */
+	int interrupted;   /* we asked it to stop (sched_state was sampled then) */
+	int listening;	   /* held in group-stop with PTRACE_LISTEN */
+	int exiting;	   /* PTRACE_EVENT_EXIT seen */
 	int regs_valid;
 	arch_regs regs;
-	int is_new; /* created after attach: its first stop is still to come */
+	int is_new;	  /* created after attach: its first stop is still to come */
 	int deferred_sig; /* a signal held back while we used the thread; delivered after */
 	/* saved before an injection changes them; restored on any exit path */
 	int guarded;
@@ -85,13 +85,13 @@ struct task {
 	struct task_thread **graveyard;
 	size_t ngrave, cap_grave;
 	unsigned long generation; /* bumped on every resume: caches key on it */
-	int job_stopped; /* group-stop in effect (state T) */
+	int job_stopped;	  /* group-stop in effect (state T) */
 	int job_stopped_at_attach;
 	int memfd; /* /proc/PID/mem, for writes that must reach read-only text */
 	/* how the process ended, once every thread is gone */
 	int gone;
 	int exit_code; /* when it exited */
-	int term_sig; /* when a signal killed it */
+	int term_sig;  /* when a signal killed it */
 	int exec_seen; /* it replaced its program image */
 	struct task_patch *patches;
 	size_t npatches, cap_patches;
@@ -101,11 +101,11 @@ enum task_event_kind {
 	TEV_NONE,
 	TEV_TIMEOUT,
 	TEV_INTERRUPTED, /* Ctrl-C: pyleakdb got SIGINT */
-	TEV_SIGNAL, /* a thread stopped with a signal in the caught set */
-	TEV_TRAP, /* a thread stopped with SIGTRAP (breakpoint, step) */
-	TEV_GROUP_STOP, /* the process was stopped by job control */
-	TEV_EXITED, /* the process is gone */
-	TEV_EXEC, /* the process replaced its program */
+	TEV_SIGNAL,	 /* a thread stopped with a signal in the caught set */
+	TEV_TRAP,	 /* a thread stopped with SIGTRAP (breakpoint, step) */
+	TEV_GROUP_STOP,	 /* the process was stopped by job control */
+	TEV_EXITED,	 /* the process is gone */
+	TEV_EXEC,	 /* the process replaced its program */
 };
 
 struct task_event {

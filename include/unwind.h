@@ -23,7 +23,7 @@ struct native_frame {
 	uint64_t pc;
 	uint64_t sp;
 	const char *symbol; /* owned by the module's symtab; NULL when unknown */
-	uint64_t offset; /* from the symbol, or from the module when no symbol */
+	uint64_t offset;    /* from the symbol, or from the module when no symbol */
 	const char *module; /* path, owned by the modules list; NULL when unmapped */
 };
 

@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define UNUSED __attribute__((unused))
-#define PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define NORETURN __attribute__((noreturn))
+#define UNUSED	      __attribute__((unused))
+#define PRINTF(f, a)  __attribute__((format(printf, f, a)))
+#define NORETURN      __attribute__((noreturn))
 
 int error(const char *fmt, ...) PRINTF(1, 2);
 void warning(const char *fmt, ...) PRINTF(1, 2);
@@ -55,7 +55,10 @@ struct strbuf {
 	size_t len;
 	size_t alloc;
 };
-#define STRBUF_INIT { NULL, 0, 0 }
+#define STRBUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 void sb_init(struct strbuf *sb);
 void sb_release(struct strbuf *sb);
 char *sb_detach(struct strbuf *sb);

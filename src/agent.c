@@ -19,7 +19,7 @@
 #define PY_FILE_INPUT 257
 #define PY_EVAL_INPUT 258
 /* How long threads get to leave agent code before the namespace goes, and how often. */
-#define DRAIN_TRIES 50
+#define DRAIN_TRIES    50
 #define DRAIN_SLICE_US 2000
 /* The largest reply we read back. */
 #define REPLY_MAX (256u << 20)
@@ -27,16 +27,16 @@
 /* Where things go in the injector's data area. */
 enum {
 	OFF_ERR_SLOTS = 64, /* PyErr_Fetch's three out-pointers */
-	OFF_NAMES = 128, /* "__builtins__", AGENT_FILENAME */
-	OFF_SOURCE = 4096, /* the code to compile */
+	OFF_NAMES = 128,    /* "__builtins__", AGENT_FILENAME */
+	OFF_SOURCE = 4096,  /* the code to compile */
 };
 
 /* marshal's type codes (Python/marshal.c), stable across every version we read */
 #define MARSHAL_TUPLE '('
 #define MARSHAL_BYTES 's'
 #define MARSHAL_INT32 'i'
-#define MARSHAL_LONG 'l'
-#define MARSHAL_NONE 'N'
+#define MARSHAL_LONG  'l'
+#define MARSHAL_NONE  'N'
 /* marshal writes big ints in 15-bit digits */
 #define MARSHAL_DIGIT_BITS 15
 /* where the tuple's item count goes, after its type byte */
@@ -226,13 +226,14 @@ static int untrack_hidden(struct agent *ag, struct task_thread *thr)
 		ids = json_loadb(reply.buf, reply.len, 0, &jerr);
 	agent_args_release(&a);
 	sb_release(&reply);
-	json_array_foreach(json_object_get(ids, "ids"), i, v)
-	{
+	json_array_foreach (json_object_get(ids, "ids"), i, v) {
 		uint64_t tuple, args[1], r;
 
-		if (mem_read_u64(ag->task, (uint64_t)json_integer_value(v) +
-					       (uint64_t)L->code.localsplusnames,
-				 &tuple) < 0 || !tuple)
+		if (mem_read_u64(ag->task,
+				 (uint64_t)json_integer_value(v) +
+				     (uint64_t)L->code.localsplusnames,
+				 &tuple) < 0 ||
+		    !tuple)
 			continue;
 		args[0] = tuple;
 		if (call(ag, thr, ag->api.gc_untrack, args, 1, &r) < 0) {
@@ -332,7 +333,8 @@ static int prepare(struct agent *ag)
 			return -1;
 		ag->api_ok = 1;
 	}
-	if (ag->pi->L.version_hex < (3u << 24 | 6u << 16) || ag->pi->L.version_hex > (3u << 24 | 13u << 16))
+	if (ag->pi->L.version_hex < (3u << 24 | 6u << 16) ||
+	    ag->pi->L.version_hex > (3u << 24 | 13u << 16))
 		return error("running code in the target needs CPython 3.6 to 3.13; this is %d.%d",
 			     ag->pi->major, ag->pi->minor);
 	return 0;
@@ -459,8 +461,7 @@ int agent_call(struct agent *ag, struct agent_args *a, json_t **result)
 	return 0;
 }
 
-int agent_call_native(struct agent *ag, uint64_t fn, const uint64_t *args, int nargs,
-		      uint64_t *ret)
+int agent_call_native(struct agent *ag, uint64_t fn, const uint64_t *args, int nargs, uint64_t *ret)
 {
 	struct safepoint sp;
 	int r;
@@ -587,8 +588,9 @@ int agent_release(struct agent *ag)
 
 		/* stop what we started, then drop the namespace and everything in it */
 		if (safepoint_enter(&ag->ij, ag->pi, ag->unw, &ag->api, &sp) < 0) {
-			warning("cannot reach a safe point to remove the agent; its namespace stays "
-				"in the target, unreachable from the program");
+			warning(
+			    "cannot reach a safe point to remove the agent; its namespace stays "
+			    "in the target, unreachable from the program");
 			ret = -1;
 		} else {
 			struct agent_args un;
@@ -604,7 +606,8 @@ int agent_release(struct agent *ag)
 			if (busy == 0)
 				call(ag, sp.thr, ag->api.dict_clear, args, 1, &r);
 			else
-				warning("a thread is still running pyleakdb's code; its namespace will go "
+				warning("a thread is still running pyleakdb's code; its namespace "
+					"will go "
 					"at the next garbage collection");
 			call(ag, sp.thr, ag->api.decref, args, 1, &r);
 			untraced_end(ag, sp.thr, ts);

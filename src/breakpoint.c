@@ -19,7 +19,7 @@
 
 /* How long the run loop sleeps when no RSS breakpoint needs polling. */
 #define IDLE_SLICE_US (100 * 1000)
-#define PERCENT_MAX 1000
+#define PERCENT_MAX   1000
 
 void bpset_init(struct bpset *b)
 {
@@ -52,7 +52,8 @@ struct breakpoint *bp_find(struct bpset *b, int id)
 	return NULL;
 }
 
-static struct breakpoint *bp_new(struct bpset *b, enum bp_kind kind, const char *spec, int temporary)
+static struct breakpoint *bp_new(struct bpset *b, enum bp_kind kind, const char *spec,
+				 int temporary)
 {
 	struct breakpoint *bp;
 
@@ -108,8 +109,8 @@ int bp_parse_rss(const char *spec, enum bp_rss_mode *mode, uint64_t *value)
 
 	if (!strncmp(p, "when", 4) && (isspace((unsigned char)p[4]) || !p[4]))
 		p = skip_space(p + 4);
-	if (strncmp(p, "rss", 3) || (p[3] && !isspace((unsigned char)p[3]) && p[3] != '>' &&
-				     p[3] != '+'))
+	if (strncmp(p, "rss", 3) ||
+	    (p[3] && !isspace((unsigned char)p[3]) && p[3] != '>' && p[3] != '+'))
 		return 0;
 	p = skip_space(p + 3);
 	if (*p == '>') {
@@ -138,8 +139,8 @@ int bp_parse_rss(const char *spec, enum bp_rss_mode *mode, uint64_t *value)
 		return 1;
 	}
 	if (parse_size(num, value) < 0 || !*value)
-		return error("not a size: \"%s\" (use K, M, G or T, with or without iB: 500M, 2GiB)",
-			     num);
+		return error(
+		    "not a size: \"%s\" (use K, M, G or T, with or without iB: 500M, 2GiB)", num);
 	return 1;
 }
 
@@ -224,8 +225,7 @@ static int each_thread(struct session *s, const char *fn)
 	free(pts);
 	if (agent_call_each_thread(&s->agent, fn, ts, n, &results) < 0)
 		ret = -1;
-	json_array_foreach(results, i, r)
-	{
+	json_array_foreach (results, i, r) {
 		const json_t *err = json_object_get(r, "error");
 
 		if (json_is_string(err)) {
@@ -282,7 +282,8 @@ static int split_where(const char *where, char **file, int *line)
 
 	*file = NULL;
 	*line = 0;
-	if (!colon || colon == where || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+	if (!colon || colon == where || !colon[1] ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
 		return 0;
 	if (parse_u64(colon + 1, &v) < 0 || !v || v > INT32_MAX)
 		return error("not a line number: \"%s\"", colon + 1);
@@ -398,7 +399,8 @@ int bp_condition(struct session *s, int id, const char *cond)
 	if (!bp)
 		return error("no breakpoint %d; see 'info breakpoints'", id);
 	if (bp->kind == BP_RSS)
-		return error("breakpoint %d is an RSS breakpoint: its condition is its threshold", id);
+		return error("breakpoint %d is an RSS breakpoint: its condition is its threshold",
+			     id);
 	agent_args_init(&a, "bp_set");
 	agent_arg_int(&a, id);
 	agent_arg_none(&a);
@@ -472,8 +474,7 @@ static int check_hit(struct session *s, struct task_thread *thr, struct stop_inf
 		return 0;
 	}
 	ids = json_object_get(reply, "ids");
-	json_array_foreach(ids, i, v)
-	{
+	json_array_foreach (ids, i, v) {
 		struct breakpoint *bp = bp_find(&s->bps, (int)json_integer_value(v));
 
 		if (!bp)

@@ -12,10 +12,10 @@
 #include "disasm.h"
 #include "procfs.h"
 
-#define ITER_DEFAULT 1
-#define ITER_MAX 100000
+#define ITER_DEFAULT	  1
+#define ITER_MAX	  100000
 #define ITER_GROWTH_TYPES 6
-#define GROWTH_ALL 100000
+#define GROWTH_ALL	  100000
 
 /* ----- describing a stop ----- */
 
@@ -54,7 +54,8 @@ json_t *cmd_describe_stop(struct session *s, const struct stop_info *st)
 		char why[64];
 
 		json_object_set_new(o, "stopped", json_string("exited"));
-		json_object_set_new(o, "how", json_string(task_end_reason(&s->task, why, sizeof(why))));
+		json_object_set_new(o, "how",
+				    json_string(task_end_reason(&s->task, why, sizeof(why))));
 		return o;
 	}
 	case STOPPED_INTERRUPT:
@@ -97,7 +98,8 @@ json_t *cmd_describe_stop(struct session *s, const struct stop_info *st)
 		if (!w)
 			continue;
 		if (tid == st->tid || (st->kind != STOPPED_BREAK && tid == s->task.pid) ||
-		    json_is_true(json_object_get(w, "holds_gil")) || (st->kind == STOPPED_RSS && running))
+		    json_is_true(json_object_get(w, "holds_gil")) ||
+		    (st->kind == STOPPED_RSS && running))
 			json_array_append_new(threads, w);
 		else
 			json_decref(w);
@@ -108,8 +110,7 @@ json_t *cmd_describe_stop(struct session *s, const struct stop_info *st)
 		json_t *stacks = json_array(), *t;
 		size_t i;
 
-		json_array_foreach(threads, i, t)
-		{
+		json_array_foreach (threads, i, t) {
 			pid_t tid = (pid_t)json_int_member(t, "tid", 0);
 			int running = 0;
 			json_t *stack;
@@ -117,7 +118,8 @@ json_t *cmd_describe_stop(struct session *s, const struct stop_info *st)
 			for (size_t j = 0; j < s->task.nthr; j++)
 				if (s->task.thr[j]->tid == tid)
 					running = s->task.thr[j]->sched_state == 'R';
-			if (!running && !json_is_true(json_object_get(t, "holds_gil")) && tid != st->tid)
+			if (!running && !json_is_true(json_object_get(t, "holds_gil")) &&
+			    tid != st->tid)
 				continue;
 			stack = cmd_thread_stack(s, tid);
 			if (!stack)
@@ -135,8 +137,7 @@ static const json_t *thread_of(const json_t *stop, long long tid)
 	const json_t *t;
 	size_t i;
 
-	json_array_foreach(json_object_get(stop, "threads"), i, t)
-	{
+	json_array_foreach (json_object_get(stop, "threads"), i, t) {
 		if (json_int_member(t, "tid", 0) == tid)
 			return t;
 	}
@@ -165,7 +166,8 @@ void render_stop(const json_t *o)
 	size_t i;
 
 	if (!strcmp(why, "exited")) {
-		out_printf("Process %lld %s.\n", json_int_member(o, "pid", 0), esc_member(o, "how"));
+		out_printf("Process %lld %s.\n", json_int_member(o, "pid", 0),
+			   esc_member(o, "how"));
 		return;
 	}
 	if (!strcmp(why, "rss")) {
@@ -183,17 +185,18 @@ void render_stop(const json_t *o)
 			const json_t *in = json_object_get(who, "innermost");
 
 			out_printf(" in thread %lld %s\n", json_int_member(who, "tid", 0),
-				   json_object_get(who, "python_name") ? esc_member(who, "python_name")
-								       : esc_member(who, "os_name"));
+				   json_object_get(who, "python_name")
+				       ? esc_member(who, "python_name")
+				       : esc_member(who, "os_name"));
 			if (in)
 				out_printf("  at %s:%lld in %s\n", esc_member(in, "file"),
-					   json_int_member(in, "line", 0), esc_member(in, "function"));
+					   json_int_member(in, "line", 0),
+					   esc_member(in, "function"));
 		} else {
 			out_printf("\n");
 		}
 		render_rss_line(o);
-		json_array_foreach(json_object_get(o, "stacks"), i, t)
-		{
+		json_array_foreach (json_object_get(o, "stacks"), i, t) {
 			out_printf("\n");
 			render_thread_stack(t);
 		}
@@ -207,17 +210,22 @@ void render_stop(const json_t *o)
 			   json_int_member(o, "line", 0));
 		if (who)
 			out_printf(" (thread %lld %s)", json_int_member(who, "tid", 0),
-				   json_object_get(who, "python_name") ? esc_member(who, "python_name")
-								       : esc_member(who, "os_name"));
+				   json_object_get(who, "python_name")
+				       ? esc_member(who, "python_name")
+				       : esc_member(who, "os_name"));
 		out_printf("\n");
 		if (json_object_get(o, "source"))
-			out_printf("%lld\t%s\n", json_int_member(o, "line", 0), esc_member(o, "source"));
+			out_printf("%lld\t%s\n", json_int_member(o, "line", 0),
+				   esc_member(o, "source"));
 		render_rss_line(o);
 		return;
 	}
 	out_printf("\nProcess %lld stopped (%s).\n", json_int_member(o, "pid", 0),
-		   !strcmp(why, "interrupted") ? "Ctrl-C" : !strcmp(why, "time") ? "time is up" : why);
-	json_array_foreach(json_object_get(o, "threads"), i, t) render_where_line(t, "  ");
+		   !strcmp(why, "interrupted") ? "Ctrl-C"
+		   : !strcmp(why, "time")      ? "time is up"
+					       : why);
+	json_array_foreach (json_object_get(o, "threads"), i, t)
+		render_where_line(t, "  ");
 	render_rss_line(o);
 }
 
@@ -252,13 +260,15 @@ static int add_breakpoint(struct cmd_ctx *ctx, const char *line, int temporary)
 	if (rc > 0) {
 		if (cond) {
 			free(spec);
-			return error("an RSS breakpoint takes no 'if' condition; its threshold is one");
+			return error(
+			    "an RSS breakpoint takes no 'if' condition; its threshold is one");
 		}
 		rc = bp_add_rss(s, spec, temporary, &bp);
 	} else {
 		if (strchr(spec, ' ') || !*spec) {
 			free(spec);
-			return cmd_usage_error(ctx->cmd, "expected FILE:LINE, FUNCTION or rss > SIZE");
+			return cmd_usage_error(ctx->cmd,
+					       "expected FILE:LINE, FUNCTION or rss > SIZE");
 		}
 		rc = bp_add_source(s, spec, cond, temporary, &bp);
 	}
@@ -267,9 +277,10 @@ static int add_breakpoint(struct cmd_ctx *ctx, const char *line, int temporary)
 		return -1;
 	json_object_set_new(r, "id", json_integer(bp->id));
 	json_object_set_new(r, "temporary", json_boolean(bp->temporary));
-	json_object_set_new(r, "kind", json_string(bp->kind == BP_RSS ? "rss" : bp->kind == BP_LINE
-										? "line"
-										: "function"));
+	json_object_set_new(r, "kind",
+			    json_string(bp->kind == BP_RSS    ? "rss"
+					: bp->kind == BP_LINE ? "line"
+							      : "function"));
 	if (bp->kind == BP_RSS) {
 		uint64_t rss = 0;
 
@@ -303,8 +314,9 @@ static void render_break(const json_t *r)
 {
 	const char *kind = esc_member(r, "kind");
 
-	out_printf("%s %lld", json_is_true(json_object_get(r, "temporary")) ? "Temporary breakpoint"
-									      : "Breakpoint",
+	out_printf("%s %lld",
+		   json_is_true(json_object_get(r, "temporary")) ? "Temporary breakpoint"
+								 : "Breakpoint",
 		   json_int_member(r, "id", 0));
 	if (!strcmp(kind, "rss")) {
 		struct strbuf sb = STRBUF_INIT;
@@ -316,8 +328,9 @@ static void render_break(const json_t *r)
 		sb_adds(&sb, ")");
 		out_printf("%s\n", sb_str(&sb));
 		if (!json_is_true(json_object_get(r, "armed")))
-			out_printf("RSS is already above it: the breakpoint fires when RSS comes back "
-				   "below and crosses it again.\n");
+			out_printf(
+			    "RSS is already above it: the breakpoint fires when RSS comes back "
+			    "below and crosses it again.\n");
 		sb_release(&sb);
 		return;
 	}
@@ -400,7 +413,8 @@ static void render_enable(const json_t *r)
 		ids = json_object_get(r, "disabled");
 		what = "disabled";
 	}
-	json_array_foreach(ids, i, id) out_printf("Breakpoint %lld %s.\n", json_integer_value(id), what);
+	json_array_foreach (ids, i, id)
+		out_printf("Breakpoint %lld %s.\n", json_integer_value(id), what);
 }
 
 static int cmd_enable(struct cmd_ctx *ctx, int argc, char **argv)
@@ -458,15 +472,17 @@ int cmd_info_breakpoints(struct cmd_ctx *ctx, int argc, char **argv)
 		json_t *o = json_object();
 
 		json_object_set_new(o, "id", json_integer(bp->id));
-		json_object_set_new(o, "kind", json_string(bp->kind == BP_RSS	 ? "rss"
-							   : bp->kind == BP_LINE ? "line"
-										 : "function"));
+		json_object_set_new(o, "kind",
+				    json_string(bp->kind == BP_RSS    ? "rss"
+						: bp->kind == BP_LINE ? "line"
+								      : "function"));
 		json_object_set_new(o, "enabled", json_boolean(bp->enabled));
 		json_object_set_new(o, "temporary", json_boolean(bp->temporary));
 		json_object_set_new(o, "hits", json_integer((json_int_t)bp->hits));
 		json_object_set_new(o, "spec", json_string(bp->spec));
 		if (bp->kind == BP_RSS) {
-			json_object_set_new(o, "threshold", json_integer((json_int_t)bp->threshold));
+			json_object_set_new(o, "threshold",
+					    json_integer((json_int_t)bp->threshold));
 			json_object_set_new(o, "armed", json_boolean(bp->rss_armed));
 		} else {
 			json_object_set_new(o, "file", json_target_cstr(bp->file));
@@ -491,8 +507,7 @@ void render_info_breakpoints(const json_t *r)
 		return;
 	}
 	out_printf("%-4s %-8s %-5s %-4s %6s  %s\n", "NUM", "TYPE", "DISP", "ENB", "HITS", "WHAT");
-	json_array_foreach(arr, i, b)
-	{
+	json_array_foreach (arr, i, b) {
 		struct strbuf what = STRBUF_INIT;
 
 		if (!strcmp(esc_member(b, "kind"), "rss")) {
@@ -501,8 +516,8 @@ void render_info_breakpoints(const json_t *r)
 			if (!json_is_true(json_object_get(b, "armed")))
 				sb_adds(&what, " (re-arms below it)");
 		} else {
-			sb_addf(&what, "%s at %s:%lld", esc_member(b, "function"), esc_member(b, "file"),
-				json_int_member(b, "line", 0));
+			sb_addf(&what, "%s at %s:%lld", esc_member(b, "function"),
+				esc_member(b, "file"), json_int_member(b, "line", 0));
 		}
 		if (json_object_get(b, "condition"))
 			sb_addf(&what, " if %s", esc_member(b, "condition"));
@@ -561,7 +576,8 @@ static int parse_until(struct cmd_ctx *ctx, char **argv, int argc, int *i, struc
 		r = bp_parse_rss(sb_str(&spec), &mode, &u->rss);
 		sb_release(&spec);
 		if (r <= 0 || mode != RSS_ABOVE)
-			return r < 0 ? -1 : cmd_usage_error(ctx->cmd, "expected --until rss > SIZE");
+			return r < 0 ? -1
+				     : cmd_usage_error(ctx->cmd, "expected --until rss > SIZE");
 		u->kind = 1;
 		*i += 3;
 		return 0;
@@ -645,22 +661,24 @@ static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 		line = json_object();
 		json_object_set_new(line, "iteration", json_integer((json_int_t)k));
 		json_object_set_new(line, "rss", json_integer((json_int_t)st.rss));
-		json_object_set_new(line, "rss_change",
-				    json_integer((json_int_t)st.rss - (json_int_t)s->last_stop_rss));
+		json_object_set_new(
+		    line, "rss_change",
+		    json_integer((json_int_t)st.rss - (json_int_t)s->last_stop_rss));
 		s->last_stop_rss = st.rss;
 		rows = json_object_get(reply, "rows");
 		top = json_array();
-		json_array_foreach(rows, i, row)
-		{
+		json_array_foreach (rows, i, row) {
 			if (i < ITER_GROWTH_TYPES)
 				json_array_append(top, row);
-			if (until.kind == 2 && type_matches(json_string_value(json_object_get(row, "type")),
-							    until.type) &&
+			if (until.kind == 2 &&
+			    type_matches(json_string_value(json_object_get(row, "type")),
+					 until.type) &&
 			    json_int_member(row, "delta", 0) > until.count)
 				done = 1;
 		}
 		json_object_set_new(line, "growth", top);
-		json_object_set_new(line, "types_grown", json_integer((json_int_t)json_array_size(rows)));
+		json_object_set_new(line, "types_grown",
+				    json_integer((json_int_t)json_array_size(rows)));
 		json_decref(reply);
 		if (until.kind == 1 && st.rss > until.rss)
 			done = 1;
@@ -688,8 +706,7 @@ static void render_iteration(const json_t *line)
 	sb_adds(&sb, " (");
 	sb_add_bytes_delta(&sb, json_int_member(line, "rss_change", 0));
 	sb_adds(&sb, ")");
-	json_array_foreach(rows, i, row)
-	{
+	json_array_foreach (rows, i, row) {
 		const char *type = esc_member(row, "type");
 		const char *dot = strrchr(type, '.');
 
@@ -733,103 +750,104 @@ static int cmd_set(struct cmd_ctx *ctx, int argc, char **argv)
 
 static void render_set(const json_t *r)
 {
-	out_printf("%s = %lld us\n", esc_member(r, "setting"), json_int_member(r, "microseconds", 0));
+	out_printf("%s = %lld us\n", esc_member(r, "setting"),
+		   json_int_member(r, "microseconds", 0));
 }
 
 static const char *const set_words[] = {"rss-interval", "call-timeout", "safepoint-timeout", NULL};
 
 const struct cmd cmd_break_cmds[] = {
-	{
-		.name = "break",
-		.usage = "break FILE:LINE [if EXPR] | FUNCTION [if EXPR] | when rss > SIZE",
-		.summary = "stop when a line runs, a function is called, or RSS crosses a size",
-		.help = "break app.py:42            stop when line 42 of app.py runs (any thread)\n"
-			"break app.py:42 if n > 10  ... when the Python condition holds in that frame;\n"
-			"                           `rss` in it is the RSS in bytes\n"
-			"break Worker.sync_items    stop when the function is called\n"
-			"break when rss > 2G        stop the moment RSS crosses 2 GiB (also: rss > 500M,\n"
-			"                           rss +100M from now, rss > 80% of the memory limit)\n"
-			"RSS is watched from outside, with no hook in the target; line breakpoints use\n"
-			"sys.monitoring on 3.12+ (unwatched code runs at full speed), a trace function\n"
-			"that declines unwatched frames before.",
-		.min_args = 1,
-		.max_args = 1,
-		.flags = CMD_NEEDS_TARGET | CMD_RAW_ARGS,
-		.fn = cmd_break,
-		.render = render_break,
-	},
-	{
-		.name = "tbreak",
-		.usage = "tbreak FILE:LINE [if EXPR] | FUNCTION | when rss > SIZE",
-		.summary = "a breakpoint that is deleted when it first fires",
-		.min_args = 1,
-		.max_args = 1,
-		.flags = CMD_NEEDS_TARGET | CMD_RAW_ARGS,
-		.fn = cmd_tbreak,
-		.render = render_break,
-	},
-	{
-		.name = "delete",
-		.usage = "delete [N...]",
-		.summary = "delete breakpoints (all of them without an argument)",
-		.max_args = -1,
-		.flags = CMD_NEEDS_TARGET,
-		.fn = cmd_delete,
-		.render = render_delete,
-	},
-	{
-		.name = "disable",
-		.usage = "disable N...",
-		.summary = "keep breakpoints but stop them firing",
-		.min_args = 1,
-		.max_args = -1,
-		.flags = CMD_NEEDS_TARGET,
-		.fn = cmd_disable,
-		.render = render_enable,
-	},
-	{
-		.name = "enable",
-		.usage = "enable N...",
-		.summary = "let disabled breakpoints fire again",
-		.min_args = 1,
-		.max_args = -1,
-		.flags = CMD_NEEDS_TARGET,
-		.fn = cmd_enable,
-		.render = render_enable,
-	},
-	{
-		.name = "condition",
-		.usage = "condition N [EXPR]",
-		.summary = "make source breakpoint N conditional on EXPR (none: unconditional)",
-		.min_args = 1,
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
-		.fn = cmd_condition,
-		.render = render_condition,
-	},
-	{
-		.name = "iter",
-		.usage = "iter [N] [--until rss > SIZE | --until growth TYPE > N]",
-		.summary = "run the loop N more times to the same breakpoint; growth per iteration",
-		.help = "From a stop at a source breakpoint, continues to the same breakpoint N times\n"
-			"(default 1) and prints one line per iteration: the RSS, its change, and the\n"
-			"types whose instance count grew, exactly, between two consecutive stops.\n"
-			"'growth --since-iteration' shows the whole table of the last iteration.",
-		.max_args = -1,
-		.flags = CMD_NEEDS_PYTHON | CMD_REPEATS,
-		.fn = cmd_iter,
-		.render = render_iter,
-	},
-	{
-		.name = "set",
-		.usage = "set rss-interval|call-timeout|safepoint-timeout DURATION",
-		.summary = "how often RSS is polled, how long calls and safe points may take",
-		.min_args = 2,
-		.max_args = 2,
-		.flags = 0,
-		.fn = cmd_set,
-		.render = render_set,
-		.arg_words = set_words,
-	},
-	{0},
+    {
+	.name = "break",
+	.usage = "break FILE:LINE [if EXPR] | FUNCTION [if EXPR] | when rss > SIZE",
+	.summary = "stop when a line runs, a function is called, or RSS crosses a size",
+	.help = "break app.py:42            stop when line 42 of app.py runs (any thread)\n"
+		"break app.py:42 if n > 10  ... when the Python condition holds in that frame;\n"
+		"                           `rss` in it is the RSS in bytes\n"
+		"break Worker.sync_items    stop when the function is called\n"
+		"break when rss > 2G        stop the moment RSS crosses 2 GiB (also: rss > 500M,\n"
+		"                           rss +100M from now, rss > 80% of the memory limit)\n"
+		"RSS is watched from outside, with no hook in the target; line breakpoints use\n"
+		"sys.monitoring on 3.12+ (unwatched code runs at full speed), a trace function\n"
+		"that declines unwatched frames before.",
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_NEEDS_TARGET | CMD_RAW_ARGS,
+	.fn = cmd_break,
+	.render = render_break,
+    },
+    {
+	.name = "tbreak",
+	.usage = "tbreak FILE:LINE [if EXPR] | FUNCTION | when rss > SIZE",
+	.summary = "a breakpoint that is deleted when it first fires",
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_NEEDS_TARGET | CMD_RAW_ARGS,
+	.fn = cmd_tbreak,
+	.render = render_break,
+    },
+    {
+	.name = "delete",
+	.usage = "delete [N...]",
+	.summary = "delete breakpoints (all of them without an argument)",
+	.max_args = -1,
+	.flags = CMD_NEEDS_TARGET,
+	.fn = cmd_delete,
+	.render = render_delete,
+    },
+    {
+	.name = "disable",
+	.usage = "disable N...",
+	.summary = "keep breakpoints but stop them firing",
+	.min_args = 1,
+	.max_args = -1,
+	.flags = CMD_NEEDS_TARGET,
+	.fn = cmd_disable,
+	.render = render_enable,
+    },
+    {
+	.name = "enable",
+	.usage = "enable N...",
+	.summary = "let disabled breakpoints fire again",
+	.min_args = 1,
+	.max_args = -1,
+	.flags = CMD_NEEDS_TARGET,
+	.fn = cmd_enable,
+	.render = render_enable,
+    },
+    {
+	.name = "condition",
+	.usage = "condition N [EXPR]",
+	.summary = "make source breakpoint N conditional on EXPR (none: unconditional)",
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
+	.fn = cmd_condition,
+	.render = render_condition,
+    },
+    {
+	.name = "iter",
+	.usage = "iter [N] [--until rss > SIZE | --until growth TYPE > N]",
+	.summary = "run the loop N more times to the same breakpoint; growth per iteration",
+	.help = "From a stop at a source breakpoint, continues to the same breakpoint N times\n"
+		"(default 1) and prints one line per iteration: the RSS, its change, and the\n"
+		"types whose instance count grew, exactly, between two consecutive stops.\n"
+		"'growth --since-iteration' shows the whole table of the last iteration.",
+	.max_args = -1,
+	.flags = CMD_NEEDS_PYTHON | CMD_REPEATS,
+	.fn = cmd_iter,
+	.render = render_iter,
+    },
+    {
+	.name = "set",
+	.usage = "set rss-interval|call-timeout|safepoint-timeout DURATION",
+	.summary = "how often RSS is polled, how long calls and safe points may take",
+	.min_args = 2,
+	.max_args = 2,
+	.flags = 0,
+	.fn = cmd_set,
+	.render = render_set,
+	.arg_words = set_words,
+    },
+    {0},
 };

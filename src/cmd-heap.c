@@ -11,13 +11,13 @@
 #include "cmd.h"
 #include "procfs.h"
 
-#define TOP_DEFAULT 20
-#define GROWTH_DEFAULT 20
-#define CYCLES_DEFAULT 10
+#define TOP_DEFAULT		   20
+#define GROWTH_DEFAULT		   20
+#define CYCLES_DEFAULT		   10
 #define TRACEMALLOC_FRAMES_DEFAULT 1
-#define TRACEMALLOC_TOP_DEFAULT 10
-#define REPR_LIMIT 400
-#define COUNT_MAX 100000
+#define TRACEMALLOC_TOP_DEFAULT	   10
+#define REPR_LIMIT		   400
+#define COUNT_MAX		   100000
 
 /* Options of the form --name VALUE or --flag, after the positional arguments. */
 struct opts {
@@ -122,7 +122,8 @@ static void add_rss(const char *key, pid_t pid)
 
 static void render_rss_change(const json_t *r)
 {
-	long long before = json_int_member(r, "rss_before", -1), after = json_int_member(r, "rss_after", -1);
+	long long before = json_int_member(r, "rss_before", -1),
+		  after = json_int_member(r, "rss_after", -1);
 	struct strbuf sb = STRBUF_INIT;
 
 	if (before < 0 || after < 0)
@@ -168,12 +169,12 @@ static void render_gc(const json_t *r)
 		out_printf(", %lld uncollectable (now in gc.garbage, %lld in all)",
 			   json_int_member(r, "new_garbage", 0), json_int_member(r, "garbage", 0));
 	out_printf("\n  %-10s %10s %14s\n", "generation", "collected", "uncollectable");
-	json_array_foreach(gens, i, g)
-	{
+	json_array_foreach (gens, i, g) {
 		if (!json_int_member(g, "collections", 0))
 			continue;
 		out_printf("  %-10lld %10lld %14lld\n", json_int_member(g, "generation", 0),
-			   json_int_member(g, "collected", 0), json_int_member(g, "uncollectable", 0));
+			   json_int_member(g, "collected", 0),
+			   json_int_member(g, "uncollectable", 0));
 	}
 	render_rss_change(r);
 }
@@ -201,8 +202,7 @@ static void render_samples(const json_t *row)
 	const json_t *samples = json_object_get(row, "samples"), *s;
 	size_t i;
 
-	json_array_foreach(samples, i, s)
-	{
+	json_array_foreach (samples, i, s) {
 		struct strbuf sz = STRBUF_INIT;
 
 		sb_add_bytes(&sz, (uint64_t)json_int_member(s, "size", 0));
@@ -218,8 +218,7 @@ static int name_width(const json_t *rows, int min)
 	size_t i;
 	int w = min;
 
-	json_array_foreach(rows, i, row)
-	{
+	json_array_foreach (rows, i, row) {
 		int len = (int)strlen(esc_member(row, "type"));
 
 		if (len > w)
@@ -235,8 +234,7 @@ static void render_top(const json_t *r)
 	int w = name_width(rows, 20);
 
 	out_printf("%-*s %10s %12s\n", w, "TYPE", "COUNT", "SIZE");
-	json_array_foreach(rows, i, row)
-	{
+	json_array_foreach (rows, i, row) {
 		struct strbuf sz = STRBUF_INIT;
 
 		sb_add_bytes(&sz, (uint64_t)json_int_member(row, "size", 0));
@@ -279,8 +277,7 @@ static void render_growth(const json_t *r)
 
 	if (json_is_true(json_object_get(r, "first")))
 		out_printf("(first look at this heap: every type counts as growth)\n");
-	json_array_foreach(rows, i, row)
-	{
+	json_array_foreach (rows, i, row) {
 		out_printf("%-*s %10lld %+10lld\n", w, esc_member(row, "type"),
 			   json_int_member(row, "count", 0), json_int_member(row, "delta", 0));
 		render_samples(row);
@@ -321,14 +318,13 @@ static void render_cycles(const json_t *r)
 	}
 	out_printf("%lld objects in unreachable cycles (only the cycle collector frees them):\n",
 		   json_int_member(r, "objects", 0));
-	json_array_foreach(rows, i, row)
-	{
+	json_array_foreach (rows, i, row) {
 		const json_t *samples = json_object_get(row, "samples"), *s;
 		size_t j;
 
-		out_printf("  %-*s %10lld\n", w, esc_member(row, "type"), json_int_member(row, "count", 0));
-		json_array_foreach(samples, j, s)
-		{
+		out_printf("  %-*s %10lld\n", w, esc_member(row, "type"),
+			   json_int_member(row, "count", 0));
+		json_array_foreach (samples, j, s) {
 			out_printf("      %#llx  %s\n", json_int_member(s, "address", 0),
 				   esc_member(s, "repr"));
 		}
@@ -356,9 +352,11 @@ static void render_tm_start(const json_t *r)
 			   "on\n",
 			   json_int_member(r, "nframes", 1));
 	else
-		out_printf("tracemalloc started (%lld frame%s); new allocations are traced from now "
-			   "on\n",
-			   json_int_member(r, "nframes", 1), json_int_member(r, "nframes", 1) == 1 ? "" : "s");
+		out_printf(
+		    "tracemalloc started (%lld frame%s); new allocations are traced from now "
+		    "on\n",
+		    json_int_member(r, "nframes", 1),
+		    json_int_member(r, "nframes", 1) == 1 ? "" : "s");
 }
 
 static int tm_top(struct cmd_ctx *ctx, int argc, char **argv, int diff)
@@ -384,19 +382,21 @@ static int cmd_tm_diff(struct cmd_ctx *ctx, int argc, char **argv)
 	return tm_top(ctx, argc, argv, 1);
 }
 
-/* tracemalloc's own shape: "file:line: size=3167 KiB (+3167 KiB), count=6001 (+6000), average=540 B" */
+/* tracemalloc's own shape: "file:line: size=3167 KiB (+3167 KiB), count=6001 (+6000), average=540
+ * B" */
 static void render_tm_top(const json_t *r)
 {
 	const json_t *rows = json_object_get(r, "rows"), *row;
 	int diff = json_is_true(json_object_get(r, "diff"));
 	size_t i;
 
-	json_array_foreach(rows, i, row)
-	{
+	json_array_foreach (rows, i, row) {
 		struct strbuf sb = STRBUF_INIT;
-		long long size = json_int_member(row, "size", 0), count = json_int_member(row, "count", 0);
+		long long size = json_int_member(row, "size", 0),
+			  count = json_int_member(row, "count", 0);
 
-		sb_addf(&sb, "%s:%lld: size=", esc_member(row, "file"), json_int_member(row, "line", 0));
+		sb_addf(&sb, "%s:%lld: size=", esc_member(row, "file"),
+			json_int_member(row, "line", 0));
 		sb_add_bytes(&sb, (uint64_t)size);
 		if (diff) {
 			sb_adds(&sb, " (");
@@ -414,7 +414,8 @@ static void render_tm_top(const json_t *r)
 		sb_release(&sb);
 	}
 	if (!json_array_size(rows))
-		out_printf(diff ? "no change since the previous snapshot\n" : "no traced allocations yet\n");
+		out_printf(diff ? "no change since the previous snapshot\n"
+				: "no traced allocations yet\n");
 }
 
 static int cmd_tm_stop(struct cmd_ctx *ctx, int argc, char **argv)
@@ -436,43 +437,43 @@ static void render_tm_stop(const json_t *r)
 }
 
 static const struct cmd tracemalloc_cmds[] = {
-	{
-		.name = "start",
-		.usage = "tracemalloc start [NFRAMES]",
-		.summary = "start tracing allocations, keeping NFRAMES frames (default 1)",
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_tm_start,
-		.render = render_tm_start,
-	},
-	{
-		.name = "top",
-		.usage = "tracemalloc top [N]",
-		.summary = "the N allocation sites holding the most memory now",
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_tm_top,
-		.render = render_tm_top,
-	},
-	{
-		.name = "diff",
-		.usage = "tracemalloc diff [N]",
-		.summary = "the N sites that changed most since the previous top or diff",
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_tm_diff,
-		.render = render_tm_top,
-	},
-	{
-		.name = "stop",
-		.usage = "tracemalloc stop",
-		.summary = "stop tracing and free the traces",
-		.max_args = 0,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_tm_stop,
-		.render = render_tm_stop,
-	},
-	{0},
+    {
+	.name = "start",
+	.usage = "tracemalloc start [NFRAMES]",
+	.summary = "start tracing allocations, keeping NFRAMES frames (default 1)",
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_tm_start,
+	.render = render_tm_start,
+    },
+    {
+	.name = "top",
+	.usage = "tracemalloc top [N]",
+	.summary = "the N allocation sites holding the most memory now",
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_tm_top,
+	.render = render_tm_top,
+    },
+    {
+	.name = "diff",
+	.usage = "tracemalloc diff [N]",
+	.summary = "the N sites that changed most since the previous top or diff",
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_tm_diff,
+	.render = render_tm_top,
+    },
+    {
+	.name = "stop",
+	.usage = "tracemalloc stop",
+	.summary = "stop tracing and free the traces",
+	.max_args = 0,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_tm_stop,
+	.render = render_tm_stop,
+    },
+    {0},
 };
 
 /* ----- trim ----- */
@@ -502,8 +503,8 @@ static int cmd_trim(struct cmd_ctx *ctx, int argc, char **argv)
 static void render_trim(const json_t *r)
 {
 	out_printf("malloc_trim(0): %s\n", json_is_true(json_object_get(r, "released"))
-						  ? "memory was given back to the system"
-						  : "nothing to give back");
+					       ? "memory was given back to the system"
+					       : "nothing to give back");
 	render_rss_change(r);
 }
 
@@ -541,8 +542,7 @@ static void render_run(const json_t *r)
 	size_t i;
 
 	if (raised) {
-		json_array_foreach(json_object_get(raised, "traceback"), i, line)
-		{
+		json_array_foreach (json_object_get(raised, "traceback"), i, line) {
 			out_printf("%s\n", esc(json_string_value(line)));
 		}
 		return;
@@ -552,85 +552,85 @@ static void render_run(const json_t *r)
 }
 
 const struct cmd cmd_heap_cmds[] = {
-	{
-		.name = "gc",
-		.usage = "gc [GEN]",
-		.summary = "run a garbage collection in the target; RSS before and after",
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_gc,
-		.render = render_gc,
-	},
-	{
-		.name = "top",
-		.usage = "top [N] [--by count|size] [--sample N]",
-		.summary = "object census by type: count and total shallow size",
-		.help = "Counts the objects the garbage collector tracks, by type (module-qualified),\n"
-			"like objgraph's show_most_common_types, with their total shallow size\n"
-			"(sys.getsizeof).  pyleakdb's own objects are left out.",
-		.max_args = -1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_top,
-		.render = render_top,
-	},
-	{
-		.name = "growth",
-		.usage = "growth [N] [--collect] [--sample N] [--since-iteration]",
-		.summary = "types whose instance count grew since the previous growth",
-		.help = "objgraph's show_growth: TYPE  COUNT  +DELTA, biggest growth first.  The first\n"
-			"call shows every type.  --collect runs a collection first (objgraph always\n"
-			"does; pyleakdb does only when asked).",
-		.max_args = -1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_growth,
-		.render = render_growth,
-	},
-	{
-		.name = "cycles",
-		.usage = "cycles [N] [--sample N]",
-		.summary = "what only the cycle collector would free: types, counts, samples",
-		.help = "Runs one collection with gc.DEBUG_SAVEALL to see the unreachable cycles,\n"
-			"then restores the collector's flags and gc.garbage.",
-		.max_args = -1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_cycles,
-		.render = render_cycles,
-	},
-	{
-		.name = "tracemalloc",
-		.usage = "tracemalloc start|top|diff|stop",
-		.summary = "allocation sites with size and count, as tracemalloc shows them",
-		.subcmds = tracemalloc_cmds,
-	},
-	{
-		.name = "trim",
-		.usage = "trim",
-		.summary = "malloc_trim(0) in the target: tells a leak from fragmentation",
-		.max_args = 0,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_trim,
-		.render = render_trim,
-	},
-	{
-		.name = "eval",
-		.aliases = "p print",
-		.usage = "eval EXPR",
-		.summary = "evaluate a Python expression in the target's __main__",
-		.min_args = 1,
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
-		.fn = cmd_eval,
-		.render = render_run,
-	},
-	{
-		.name = "exec",
-		.usage = "exec STATEMENT",
-		.summary = "execute Python statements in the target's __main__",
-		.min_args = 1,
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
-		.fn = cmd_exec,
-		.render = render_run,
-	},
-	{0},
+    {
+	.name = "gc",
+	.usage = "gc [GEN]",
+	.summary = "run a garbage collection in the target; RSS before and after",
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_gc,
+	.render = render_gc,
+    },
+    {
+	.name = "top",
+	.usage = "top [N] [--by count|size] [--sample N]",
+	.summary = "object census by type: count and total shallow size",
+	.help = "Counts the objects the garbage collector tracks, by type (module-qualified),\n"
+		"like objgraph's show_most_common_types, with their total shallow size\n"
+		"(sys.getsizeof).  pyleakdb's own objects are left out.",
+	.max_args = -1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_top,
+	.render = render_top,
+    },
+    {
+	.name = "growth",
+	.usage = "growth [N] [--collect] [--sample N] [--since-iteration]",
+	.summary = "types whose instance count grew since the previous growth",
+	.help = "objgraph's show_growth: TYPE  COUNT  +DELTA, biggest growth first.  The first\n"
+		"call shows every type.  --collect runs a collection first (objgraph always\n"
+		"does; pyleakdb does only when asked).",
+	.max_args = -1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_growth,
+	.render = render_growth,
+    },
+    {
+	.name = "cycles",
+	.usage = "cycles [N] [--sample N]",
+	.summary = "what only the cycle collector would free: types, counts, samples",
+	.help = "Runs one collection with gc.DEBUG_SAVEALL to see the unreachable cycles,\n"
+		"then restores the collector's flags and gc.garbage.",
+	.max_args = -1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_cycles,
+	.render = render_cycles,
+    },
+    {
+	.name = "tracemalloc",
+	.usage = "tracemalloc start|top|diff|stop",
+	.summary = "allocation sites with size and count, as tracemalloc shows them",
+	.subcmds = tracemalloc_cmds,
+    },
+    {
+	.name = "trim",
+	.usage = "trim",
+	.summary = "malloc_trim(0) in the target: tells a leak from fragmentation",
+	.max_args = 0,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_trim,
+	.render = render_trim,
+    },
+    {
+	.name = "eval",
+	.aliases = "p print",
+	.usage = "eval EXPR",
+	.summary = "evaluate a Python expression in the target's __main__",
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
+	.fn = cmd_eval,
+	.render = render_run,
+    },
+    {
+	.name = "exec",
+	.usage = "exec STATEMENT",
+	.summary = "execute Python statements in the target's __main__",
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
+	.fn = cmd_exec,
+	.render = render_run,
+    },
+    {0},
 };

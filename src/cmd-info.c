@@ -25,22 +25,25 @@ static int cmd_info_interp(struct cmd_ctx *ctx, int argc, char **argv)
 		json_object_set_new(r, "hexversion", json_hex(pi->hexversion));
 	json_object_set_new(r, "executable", json_target_cstr(pi->exe));
 	json_object_set_new(r, "interpreter_file", json_target_cstr(pi->pymod->path));
-	json_object_set_new(r, "linkage", json_string(strcmp(pi->pymod->path, pi->exe)
-							      ? "shared libpython"
-							      : "linked into the executable"));
-	json_object_set_new(r, "symbols",
-			    json_string(pi->pymod->symtab && symtab_has_full_symbols(pi->pymod->symtab)
-						? "full symbol table"
-						: "exported symbols only (stripped: static functions "
-						  "show as ?\?)"));
+	json_object_set_new(r, "linkage",
+			    json_string(strcmp(pi->pymod->path, pi->exe)
+					    ? "shared libpython"
+					    : "linked into the executable"));
+	json_object_set_new(
+	    r, "symbols",
+	    json_string(pi->pymod->symtab && symtab_has_full_symbols(pi->pymod->symtab)
+			    ? "full symbol table"
+			    : "exported symbols only (stripped: static functions "
+			      "show as ?\?)"));
 	json_object_set_new(r, "load_bias", json_hex(pi->pymod->bias));
 	if (pi->runtime)
 		json_object_set_new(r, "runtime", json_hex(pi->runtime));
-	json_object_set_new(r, "runtime_from", json_string(pi->runtime_how ? pi->runtime_how : "?"));
+	json_object_set_new(r, "runtime_from",
+			    json_string(pi->runtime_how ? pi->runtime_how : "?"));
 	json_object_set_new(r, "layout",
 			    json_string(pi->layout_from_debug_offsets
-						? "_Py_DebugOffsets published by the interpreter"
-						: "generated from CPython's headers"));
+					    ? "_Py_DebugOffsets published by the interpreter"
+					    : "generated from CPython's headers"));
 	json_object_set_new(r, "layout_headers", json_string(pi->L.headers_from));
 	json_object_set_new(r, "pid", json_integer(ctx->s->task.pid));
 	return 0;
@@ -55,7 +58,8 @@ static void render_info_interp(const json_t *r)
 		out_printf("build:            %s\n", esc_member(r, "version_string"));
 	out_printf("executable:       %s\n", esc_member(r, "executable"));
 	out_printf("interpreter in:   %s\n", esc_member(r, "interpreter_file"));
-	out_printf("                  %s; %s\n", esc_member(r, "linkage"), esc_member(r, "symbols"));
+	out_printf("                  %s; %s\n", esc_member(r, "linkage"),
+		   esc_member(r, "symbols"));
 	out_printf("load bias:        %s\n", esc_member(r, "load_bias"));
 	out_printf("_PyRuntime:       %s (%s)\n",
 		   json_object_get(r, "runtime") ? esc_member(r, "runtime") : "none",
@@ -65,50 +69,50 @@ static void render_info_interp(const json_t *r)
 }
 
 const struct cmd cmd_info_cmds[] = {
-	{
-		.name = "breakpoints",
-		.usage = "info breakpoints",
-		.summary = "the breakpoints, with their hit counts",
-		.max_args = 0,
-		.flags = 0,
-		.fn = cmd_info_breakpoints,
-		.render = render_info_breakpoints,
-	},
-	{
-		.name = "threads",
-		.usage = "info threads",
-		.summary = "every thread: TID, name, state, GIL, innermost Python frame",
-		.max_args = 0,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_info_threads,
-		.render = render_info_threads,
-	},
-	{
-		.name = "memory",
-		.usage = "info memory",
-		.summary = "RSS, peak RSS, virtual size, and where the resident memory is",
-		.max_args = 0,
-		.flags = CMD_NEEDS_TARGET,
-		.fn = cmd_info_memory,
-		.render = render_info_memory,
-	},
-	{
-		.name = "maps",
-		.usage = "info maps",
-		.summary = "the target's memory mappings",
-		.max_args = 0,
-		.flags = CMD_NEEDS_TARGET,
-		.fn = cmd_info_maps,
-		.render = render_info_maps,
-	},
-	{
-		.name = "interp",
-		.usage = "info interp",
-		.summary = "the interpreter: version, build, file, _PyRuntime and how it was found",
-		.max_args = 0,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_info_interp,
-		.render = render_info_interp,
-	},
-	{0},
+    {
+	.name = "breakpoints",
+	.usage = "info breakpoints",
+	.summary = "the breakpoints, with their hit counts",
+	.max_args = 0,
+	.flags = 0,
+	.fn = cmd_info_breakpoints,
+	.render = render_info_breakpoints,
+    },
+    {
+	.name = "threads",
+	.usage = "info threads",
+	.summary = "every thread: TID, name, state, GIL, innermost Python frame",
+	.max_args = 0,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_info_threads,
+	.render = render_info_threads,
+    },
+    {
+	.name = "memory",
+	.usage = "info memory",
+	.summary = "RSS, peak RSS, virtual size, and where the resident memory is",
+	.max_args = 0,
+	.flags = CMD_NEEDS_TARGET,
+	.fn = cmd_info_memory,
+	.render = render_info_memory,
+    },
+    {
+	.name = "maps",
+	.usage = "info maps",
+	.summary = "the target's memory mappings",
+	.max_args = 0,
+	.flags = CMD_NEEDS_TARGET,
+	.fn = cmd_info_maps,
+	.render = render_info_maps,
+    },
+    {
+	.name = "interp",
+	.usage = "info interp",
+	.summary = "the interpreter: version, build, file, _PyRuntime and how it was found",
+	.max_args = 0,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_info_interp,
+	.render = render_info_interp,
+    },
+    {0},
 };

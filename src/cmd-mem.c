@@ -14,11 +14,11 @@
 #include "disasm.h"
 #include "mem.h"
 
-#define X_DEFAULT_BYTES 64
-#define X_MAX_BYTES (64 * 1024)
+#define X_DEFAULT_BYTES	 64
+#define X_MAX_BYTES	 (64 * 1024)
 #define X_BYTES_PER_LINE 16
-#define DISAS_DEFAULT 16
-#define DISAS_MAX 2000
+#define DISAS_DEFAULT	 16
+#define DISAS_MAX	 2000
 /* Instructions shown before the PC when disassembling around it. */
 #define DISAS_CONTEXT_BYTES 32
 
@@ -126,8 +126,7 @@ static void render_x(const json_t *r)
 
 	if (json_object_get(r, "symbol"))
 		out_printf("%s <%s>:\n", esc_member(r, "address"), esc_member(r, "symbol"));
-	json_array_foreach(lines, i, l)
-	{
+	json_array_foreach (lines, i, l) {
 		const char *hex = json_string_value(json_object_get(l, "hex"));
 		size_t len = strlen(hex);
 
@@ -201,9 +200,10 @@ static int cmd_disas(struct cmd_ctx *ctx, int argc, char **argv)
 		free(v);
 		json_decref(insns);
 		if (argc == 1 && addr < 4096)
-			return error("cannot disassemble at %#" PRIx64 ": no code mapped there; for "
-				     "%" PRIu64 " instructions at the current PC say 'disas $pc %" PRIu64
-				     "'",
+			return error("cannot disassemble at %#" PRIx64
+				     ": no code mapped there; for "
+				     "%" PRIu64
+				     " instructions at the current PC say 'disas $pc %" PRIu64 "'",
 				     addr, addr, addr);
 		return error("cannot disassemble at %#" PRIx64 ": no code mapped there (see 'info "
 			     "maps')",
@@ -239,8 +239,7 @@ static void render_disas(const json_t *r)
 	size_t i;
 
 	out_printf("Dump of machine code at %s:\n", esc_member(r, "address"));
-	json_array_foreach(insns, i, in)
-	{
+	json_array_foreach (insns, i, in) {
 		out_printf("%s %s", json_is_true(json_object_get(in, "current")) ? "=>" : "  ",
 			   esc_member(in, "address"));
 		if (json_object_get(in, "where"))
@@ -291,7 +290,8 @@ static void read_kb_fields(const char *path, const char *const *keys, size_t nke
 
 			if (!strncmp(line, keys[i], klen) && line[klen] == ':' &&
 			    sscanf(line + klen + 1, "%llu", &kb) == 1)
-				json_object_set_new(o, keys[i], json_integer((json_int_t)(kb * 1024)));
+				json_object_set_new(o, keys[i],
+						    json_integer((json_int_t)(kb * 1024)));
 		}
 	}
 	fclose(f);
@@ -326,10 +326,10 @@ static long long heap_rss(pid_t pid)
 
 int cmd_info_memory(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	static const char *const status_keys[] = {"VmRSS",   "VmHWM",	"VmSize",  "VmPeak",
-						  "VmData",  "VmSwap",	"RssAnon", "RssFile",
-						  "RssShmem"};
-	static const char *const rollup_keys[] = {"Rss",	   "Pss",	    "Anonymous",
+	static const char *const status_keys[] = {"VmRSS",   "VmHWM",	"VmSize",
+						  "VmPeak",  "VmData",	"VmSwap",
+						  "RssAnon", "RssFile", "RssShmem"};
+	static const char *const rollup_keys[] = {"Rss",	   "Pss",	   "Anonymous",
 						  "Private_Dirty", "Shared_Clean", "Swap"};
 	pid_t pid = ctx->s->task.pid;
 	json_t *r = out_result(), *status = json_object(), *rollup = json_object();
@@ -353,11 +353,13 @@ int cmd_info_memory(struct cmd_ctx *ctx, int argc, char **argv)
 	json_object_set_new(r, "vm_data", json_incref(json_object_get(status, "VmData")));
 	json_object_set_new(r, "swap", json_incref(json_object_get(status, "VmSwap")));
 	if (json_object_get(rollup, "Anonymous")) {
-		json_object_set_new(r, "anonymous", json_incref(json_object_get(rollup, "Anonymous")));
+		json_object_set_new(r, "anonymous",
+				    json_incref(json_object_get(rollup, "Anonymous")));
 		json_object_set_new(r, "pss", json_incref(json_object_get(rollup, "Pss")));
 	}
 	if (json_object_get(status, "RssFile"))
-		json_object_set_new(r, "file_backed", json_incref(json_object_get(status, "RssFile")));
+		json_object_set_new(r, "file_backed",
+				    json_incref(json_object_get(status, "RssFile")));
 	if (json_object_get(status, "RssShmem"))
 		json_object_set_new(r, "shmem", json_incref(json_object_get(status, "RssShmem")));
 	heap = heap_rss(pid);
@@ -412,7 +414,8 @@ int cmd_info_maps(struct cmd_ctx *ctx, int argc, char **argv)
 
 		json_object_set_new(o, "start", json_hex(m.v[i].start));
 		json_object_set_new(o, "end", json_hex(m.v[i].end));
-		json_object_set_new(o, "size", json_integer((json_int_t)(m.v[i].end - m.v[i].start)));
+		json_object_set_new(o, "size",
+				    json_integer((json_int_t)(m.v[i].end - m.v[i].start)));
 		json_object_set_new(o, "perms", json_string(m.v[i].perms));
 		json_object_set_new(o, "offset", json_hex(m.v[i].offset));
 		json_object_set_new(o, "path", json_target_cstr(m.v[i].path));
@@ -430,8 +433,7 @@ void render_info_maps(const json_t *r)
 
 	out_printf("%-18s %-18s %10s %-5s %10s %s\n", "START", "END", "SIZE", "PERM", "OFFSET",
 		   "PATH");
-	json_array_foreach(maps, i, m)
-	{
+	json_array_foreach (maps, i, m) {
 		struct strbuf sz = STRBUF_INIT;
 
 		sb_add_bytes(&sz, (uint64_t)json_int_member(m, "size", 0));
@@ -443,30 +445,30 @@ void render_info_maps(const json_t *r)
 }
 
 const struct cmd cmd_mem_cmds[] = {
-	{
-		.name = "x",
-		.usage = "x ADDR [N]",
-		.summary = "hexdump N bytes of target memory (default 64)",
-		.help = "ADDR is 0xADDR, a symbol, SYMBOL+OFFSET, $pc or $sp.",
-		.min_args = 1,
-		.max_args = 2,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_x,
-		.render = render_x,
-		.complete = complete_symbols,
-	},
-	{
-		.name = "disas",
-		.aliases = "disassemble",
-		.usage = "disas [ADDR|SYMBOL] [N]",
-		.summary = "disassemble N instructions (default: around the PC)",
-		.help = "Without an address: around the main thread's current instruction, marked "
-			"=>.\nCall and jump targets are named by symbol.",
-		.max_args = 2,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_disas,
-		.render = render_disas,
-		.complete = complete_symbols,
-	},
-	{0},
+    {
+	.name = "x",
+	.usage = "x ADDR [N]",
+	.summary = "hexdump N bytes of target memory (default 64)",
+	.help = "ADDR is 0xADDR, a symbol, SYMBOL+OFFSET, $pc or $sp.",
+	.min_args = 1,
+	.max_args = 2,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_x,
+	.render = render_x,
+	.complete = complete_symbols,
+    },
+    {
+	.name = "disas",
+	.aliases = "disassemble",
+	.usage = "disas [ADDR|SYMBOL] [N]",
+	.summary = "disassemble N instructions (default: around the PC)",
+	.help = "Without an address: around the main thread's current instruction, marked "
+		"=>.\nCall and jump targets are named by symbol.",
+	.max_args = 2,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_disas,
+	.render = render_disas,
+	.complete = complete_symbols,
+    },
+    {0},
 };

@@ -166,8 +166,7 @@ static void render_sample(const json_t *r)
 
 	out_printf("%lld %s alive (%s):\n", json_int_member(r, "count", 0), esc_member(r, "type"),
 		   esc_member(r, "order"));
-	json_array_foreach(json_object_get(r, "samples"), i, s)
-	{
+	json_array_foreach (json_object_get(r, "samples"), i, s) {
 		render_node_line(s, "  ");
 	}
 }
@@ -221,16 +220,14 @@ static void render_show(const json_t *r)
 	if (!json_is_true(json_object_get(r, "tracked")))
 		out_printf("  tracked      no (the collector does not track it)\n");
 	out_printf("  repr         %s\n", esc_member(r, "repr"));
-	json_array_foreach(refs, i, x)
-	{
+	json_array_foreach (refs, i, x) {
 		int len = (int)strlen(esc_member(x, "label"));
 
 		if (len > w)
 			w = len > 40 ? 40 : len;
 	}
 	out_printf("  referents (%lld):\n", json_int_member(r, "referents_total", 0));
-	json_array_foreach(refs, i, x)
-	{
+	json_array_foreach (refs, i, x) {
 		char handle[24] = "";
 
 		if (json_object_get(x, "handle"))
@@ -302,13 +299,11 @@ static void load_types(struct search *q)
 	const json_t *c = json_object_get(q->s.begin, "collections"), *v;
 	size_t i;
 
-	json_array_foreach(json_object_get(c, "seq"), i, v)
-	{
+	json_array_foreach (json_object_get(c, "seq"), i, v) {
 		if (q->types.nseq < ARRAY_SIZE(q->seq))
 			q->seq[q->types.nseq++] = (uint64_t)json_integer_value(v);
 	}
-	json_array_foreach(json_object_get(c, "dict"), i, v)
-	{
+	json_array_foreach (json_object_get(c, "dict"), i, v) {
 		if (q->types.nmap < ARRAY_SIZE(q->map))
 			q->map[q->types.nmap++] = (uint64_t)json_integer_value(v);
 	}
@@ -324,8 +319,7 @@ static void tier0_roots(struct search *q, struct hg_root **out, size_t *n)
 	uint32_t node;
 	size_t i;
 
-	json_array_foreach(json_object_get(q->s.begin, "modules"), i, m)
-	{
+	json_array_foreach (json_object_get(q->s.begin, "modules"), i, m) {
 		if (hg_lookup(&q->s.g, (uint64_t)json_integer_value(json_array_get(m, 1)), &node) ==
 		    0) {
 			uint32_t t = add_root(q, ROOT_MODULE, node);
@@ -593,8 +587,7 @@ static json_t *chain_json(struct search *q, const struct chain_req *c, uint32_t 
 	} else {
 		add_node_text(&text, first);
 	}
-	json_array_foreach(hops, i, h)
-	{
+	json_array_foreach (hops, i, h) {
 		size_t to = (size_t)json_int_member(h, "to", 0);
 		const char *kind = json_string_value(json_object_get(h, "kind"));
 		json_t *hop;
@@ -1055,8 +1048,7 @@ static void render_chain(const json_t *chain)
 			   json_object_get(root, "thread") ? ")" : "",
 			   json_int_member(root, "depth", 0), esc_member(root, "function"),
 			   esc_member(root, "file"), json_int_member(root, "line", 0));
-	json_array_foreach(hops, i, h)
-	{
+	json_array_foreach (hops, i, h) {
 		const char *label = esc_member(h, "label");
 
 		out_printf("      -> %-24s %-20s @%#llx  %s\n", *label ? label : "(referent)",
@@ -1073,8 +1065,7 @@ static void render_refs(const json_t *r)
 
 	if (render_gone(r))
 		return;
-	json_array_foreach(groups, i, g)
-	{
+	json_array_foreach (groups, i, g) {
 		const json_t *rep = json_object_get(g, "representative");
 		const char *held = json_string_value(json_object_get(g, "held"));
 		long long count = json_int_member(g, "count", 0);
@@ -1262,8 +1253,7 @@ static int write_graph(const char *file, const json_t *nodes, const struct hg_su
 	sb_adds(&dot, "digraph ObjectGraph {\n"
 		      "  node [shape=box, style=filled, fillcolor=white, fontname=Helvetica];\n"
 		      "  edge [fontname=Helvetica, fontsize=10];\n");
-	json_array_foreach(nodes, i, n)
-	{
+	json_array_foreach (nodes, i, n) {
 		const char *color = i == 0 ? "#ff8080" : "#ffffff";
 
 		if (json_is_true(json_object_get(n, "root")))
@@ -1466,14 +1456,12 @@ static int graph_referents(struct cmd_ctx *ctx, const char *spec, uint64_t depth
 	edges = xcalloc(nedges + 1, sizeof(*edges));
 	more = xcalloc(nmore + 1, sizeof(*more));
 	labels = json_array();
-	json_array_foreach(json_object_get(reply, "edges"), i, e)
-	{
+	json_array_foreach (json_object_get(reply, "edges"), i, e) {
 		edges[i].from = (uint32_t)json_integer_value(json_array_get(e, 0));
 		edges[i].to = (uint32_t)json_integer_value(json_array_get(e, 1));
 		json_array_append(labels, json_array_get(e, 2));
 	}
-	json_array_foreach(json_object_get(reply, "more"), i, e)
-	{
+	json_array_foreach (json_object_get(reply, "more"), i, e) {
 		more[i].at = (uint32_t)json_integer_value(json_array_get(e, 0));
 		more[i].count = (uint32_t)json_integer_value(json_array_get(e, 1));
 	}

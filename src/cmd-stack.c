@@ -19,34 +19,34 @@ static const struct {
 	long nr;
 	const char *name;
 } syscall_names[] = {
-	{__NR_select, "select"},
-	{__NR_pselect6, "pselect6"},
-	{__NR_poll, "poll"},
-	{__NR_ppoll, "ppoll"},
-	{__NR_epoll_wait, "epoll_wait"},
-	{__NR_epoll_pwait, "epoll_pwait"},
-	{__NR_futex, "futex"},
-	{__NR_nanosleep, "nanosleep"},
-	{__NR_clock_nanosleep, "clock_nanosleep"},
-	{__NR_read, "read"},
-	{__NR_write, "write"},
-	{__NR_recvfrom, "recvfrom"},
-	{__NR_recvmsg, "recvmsg"},
-	{__NR_sendto, "sendto"},
-	{__NR_accept, "accept"},
-	{__NR_accept4, "accept4"},
-	{__NR_connect, "connect"},
-	{__NR_wait4, "wait4"},
-	{__NR_waitid, "waitid"},
-	{__NR_pause, "pause"},
-	{__NR_rt_sigtimedwait, "rt_sigtimedwait"},
-	{__NR_rt_sigsuspend, "rt_sigsuspend"},
-	{__NR_openat, "openat"},
-	{__NR_pread64, "pread64"},
-	{__NR_fsync, "fsync"},
-	{__NR_flock, "flock"},
-	/* the kernel resuming an interrupted sleep or wait after a stop */
-	{__NR_restart_syscall, "restart_syscall"},
+    {__NR_select, "select"},
+    {__NR_pselect6, "pselect6"},
+    {__NR_poll, "poll"},
+    {__NR_ppoll, "ppoll"},
+    {__NR_epoll_wait, "epoll_wait"},
+    {__NR_epoll_pwait, "epoll_pwait"},
+    {__NR_futex, "futex"},
+    {__NR_nanosleep, "nanosleep"},
+    {__NR_clock_nanosleep, "clock_nanosleep"},
+    {__NR_read, "read"},
+    {__NR_write, "write"},
+    {__NR_recvfrom, "recvfrom"},
+    {__NR_recvmsg, "recvmsg"},
+    {__NR_sendto, "sendto"},
+    {__NR_accept, "accept"},
+    {__NR_accept4, "accept4"},
+    {__NR_connect, "connect"},
+    {__NR_wait4, "wait4"},
+    {__NR_waitid, "waitid"},
+    {__NR_pause, "pause"},
+    {__NR_rt_sigtimedwait, "rt_sigtimedwait"},
+    {__NR_rt_sigsuspend, "rt_sigsuspend"},
+    {__NR_openat, "openat"},
+    {__NR_pread64, "pread64"},
+    {__NR_fsync, "fsync"},
+    {__NR_flock, "flock"},
+    /* the kernel resuming an interrupted sleep or wait after a stop */
+    {__NR_restart_syscall, "restart_syscall"},
 };
 
 static const char *syscall_name(long nr)
@@ -230,10 +230,10 @@ static json_t *merged_stack(struct session *s, struct thread_view *tv, int want_
 	} else {
 		merge = "ambiguous";
 		json_object_set_new(
-			o, "merge_note",
-			json_sprintf("%zu evaluation-loop frames, %zu native calls of Python; Python "
-				     "frames shown after the native ones",
-				     evals, segs));
+		    o, "merge_note",
+		    json_sprintf("%zu evaluation-loop frames, %zu native calls of Python; Python "
+				 "frames shown after the native ones",
+				 evals, segs));
 	}
 	for (size_t i = 0; i < ns.n; i++) {
 		int is_eval = py_is_eval_frame(&s->pi, ns.v[i].pc - (i ? 1 : 0));
@@ -367,8 +367,7 @@ static void render_stacks(const json_t *r, int numbered)
 	const json_t *threads = json_object_get(r, "threads"), *t;
 	size_t i;
 
-	json_array_foreach(threads, i, t)
-	{
+	json_array_foreach (threads, i, t) {
 		const json_t *frames = json_object_get(t, "frames"), *f;
 		size_t j;
 
@@ -378,8 +377,7 @@ static void render_stacks(const json_t *r, int numbered)
 		if (json_object_get(t, "merge_note"))
 			out_printf("  (native and Python frames could not be matched: %s)\n",
 				   esc_member(t, "merge_note"));
-		json_array_foreach(frames, j, f)
-		{
+		json_array_foreach (frames, j, f) {
 			/* the Python frames of an ambiguous merge come last, apart */
 			if (numbered && !strcmp(esc_member(t, "merge"), "ambiguous") && j &&
 			    !strcmp(esc_member(f, "kind"), "python") &&
@@ -451,8 +449,7 @@ void render_info_threads(const json_t *r)
 	int wname = 6, wpy = 6;
 
 	/* widths from the data: thread names are the program's, of any length */
-	json_array_foreach(threads, i, t)
-	{
+	json_array_foreach (threads, i, t) {
 		int a = (int)strlen(esc_member(t, "os_name")), b = (int)strlen(python_label(t));
 
 		wname = a > wname ? a : wname;
@@ -462,8 +459,7 @@ void render_info_threads(const json_t *r)
 	wpy = wpy > 40 ? 40 : wpy;
 	out_printf("  %-8s %-*s %-20s %-4s %-*s %s\n", "TID", wname, "NAME", "STATE", "GIL", wpy,
 		   "PYTHON", "INNERMOST PYTHON FRAME");
-	json_array_foreach(threads, i, t)
-	{
+	json_array_foreach (threads, i, t) {
 		const json_t *in = json_object_get(t, "innermost");
 		char state[64], where[512] = "";
 
@@ -502,7 +498,8 @@ void render_thread_stack(const json_t *t)
 	size_t j;
 
 	render_thread_title(t);
-	json_array_foreach(frames, j, f) render_frame_line(f, (int)j, 1);
+	json_array_foreach (frames, j, f)
+		render_frame_line(f, (int)j, 1);
 	if (json_object_get(t, "instruction"))
 		out_printf("    => %s\n", esc_member(t, "instruction"));
 }
@@ -547,32 +544,32 @@ void render_where_line(const json_t *w, const char *indent)
 static const char *const thread_words[] = {"all", NULL};
 
 const struct cmd cmd_stack_cmds[] = {
-	{
-		.name = "bt",
-		.aliases = "backtrace where",
-		.usage = "bt [all|TID]",
-		.summary = "native and Python frames of a thread, merged",
-		.help = "Shows the thread's native backtrace (libunwind) with each frame of the\n"
-			"evaluation loop replaced by the Python frames it runs.  Without an\n"
-			"argument: the thread holding the GIL, else the main thread.",
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_bt,
-		.render = render_bt,
-		.arg_words = thread_words,
-		.complete = cmd_complete_tids,
-	},
-	{
-		.name = "pystack",
-		.aliases = "py-bt",
-		.usage = "pystack [all|TID]",
-		.summary = "Python frames of a thread, innermost first",
-		.max_args = 1,
-		.flags = CMD_NEEDS_PYTHON,
-		.fn = cmd_pystack,
-		.render = render_pystack,
-		.arg_words = thread_words,
-		.complete = cmd_complete_tids,
-	},
-	{0},
+    {
+	.name = "bt",
+	.aliases = "backtrace where",
+	.usage = "bt [all|TID]",
+	.summary = "native and Python frames of a thread, merged",
+	.help = "Shows the thread's native backtrace (libunwind) with each frame of the\n"
+		"evaluation loop replaced by the Python frames it runs.  Without an\n"
+		"argument: the thread holding the GIL, else the main thread.",
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_bt,
+	.render = render_bt,
+	.arg_words = thread_words,
+	.complete = cmd_complete_tids,
+    },
+    {
+	.name = "pystack",
+	.aliases = "py-bt",
+	.usage = "pystack [all|TID]",
+	.summary = "Python frames of a thread, innermost first",
+	.max_args = 1,
+	.flags = CMD_NEEDS_PYTHON,
+	.fn = cmd_pystack,
+	.render = render_pystack,
+	.arg_words = thread_words,
+	.complete = cmd_complete_tids,
+    },
+    {0},
 };

@@ -36,8 +36,9 @@ static void render_attach(const json_t *r)
 		   json_int_member(r, "pid", 0), esc_member(r, "python"), n, n == 1 ? "" : "s",
 		   esc_member(r, "executable"));
 	if (json_is_true(json_object_get(r, "job_stopped")))
-		out_printf("The process was stopped by job control (SIGSTOP); it stays stopped after "
-			   "detach.\n");
+		out_printf(
+		    "The process was stopped by job control (SIGSTOP); it stays stopped after "
+		    "detach.\n");
 }
 
 int cmd_attach_pid(struct cmd_ctx *ctx, pid_t pid)
@@ -189,62 +190,62 @@ static void render_quit(const json_t *r)
 }
 
 const struct cmd cmd_target_cmds[] = {
-	{
-		.name = "attach",
-		.usage = "attach PID",
-		.summary = "attach to a running Python process",
-		.min_args = 1,
-		.max_args = 1,
-		.flags = CMD_NO_TARGET,
-		.fn = cmd_attach,
-		.render = render_attach,
-	},
-	{
-		.name = "run",
-		.usage = "run [--] PROGRAM [ARGS...]",
-		.summary = "start a program, stopped before its first Python line",
-		.min_args = 1,
-		.max_args = -1,
-		.flags = CMD_NO_TARGET,
-		.fn = cmd_run,
-		.render = render_attach,
-	},
-	{
-		.name = "continue",
-		.aliases = "c",
-		.usage = "continue [DURATION]",
-		.summary = "let the target run, until Ctrl-C (or DURATION: 2s, 500ms)",
-		.max_args = 1,
-		.flags = CMD_NEEDS_TARGET | CMD_REPEATS,
-		.fn = cmd_continue,
-		.render = render_continue,
-	},
-	{
-		.name = "detach",
-		.usage = "detach",
-		.summary = "leave the target exactly as it was, running",
-		.max_args = 0,
-		.flags = CMD_NEEDS_TARGET,
-		.fn = cmd_detach,
-		.render = render_detach,
-	},
-	{
-		.name = "kill",
-		.usage = "kill",
-		.summary = "end a program started with 'run'",
-		.max_args = 0,
-		.flags = CMD_NEEDS_TARGET,
-		.fn = cmd_kill,
-		.render = render_kill,
-	},
-	{
-		.name = "quit",
-		.aliases = "q exit",
-		.usage = "quit",
-		.summary = "detach (or end a program started with 'run') and exit",
-		.max_args = 0,
-		.fn = cmd_quit,
-		.render = render_quit,
-	},
-	{0},
+    {
+	.name = "attach",
+	.usage = "attach PID",
+	.summary = "attach to a running Python process",
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_NO_TARGET,
+	.fn = cmd_attach,
+	.render = render_attach,
+    },
+    {
+	.name = "run",
+	.usage = "run [--] PROGRAM [ARGS...]",
+	.summary = "start a program, stopped before its first Python line",
+	.min_args = 1,
+	.max_args = -1,
+	.flags = CMD_NO_TARGET,
+	.fn = cmd_run,
+	.render = render_attach,
+    },
+    {
+	.name = "continue",
+	.aliases = "c",
+	.usage = "continue [DURATION]",
+	.summary = "let the target run, until Ctrl-C (or DURATION: 2s, 500ms)",
+	.max_args = 1,
+	.flags = CMD_NEEDS_TARGET | CMD_REPEATS,
+	.fn = cmd_continue,
+	.render = render_continue,
+    },
+    {
+	.name = "detach",
+	.usage = "detach",
+	.summary = "leave the target exactly as it was, running",
+	.max_args = 0,
+	.flags = CMD_NEEDS_TARGET,
+	.fn = cmd_detach,
+	.render = render_detach,
+    },
+    {
+	.name = "kill",
+	.usage = "kill",
+	.summary = "end a program started with 'run'",
+	.max_args = 0,
+	.flags = CMD_NEEDS_TARGET,
+	.fn = cmd_kill,
+	.render = render_kill,
+    },
+    {
+	.name = "quit",
+	.aliases = "q exit",
+	.usage = "quit",
+	.summary = "detach (or end a program started with 'run') and exit",
+	.max_args = 0,
+	.fn = cmd_quit,
+	.render = render_quit,
+    },
+    {0},
 };

@@ -1043,8 +1043,7 @@ static int read_edges(struct agent *ag, struct hg_snap *s, uint64_t mark)
 			goto out;
 		}
 		lists = json_object_get(reply, "lists");
-		json_array_foreach(lists, i, l)
-		{
+		json_array_foreach (lists, i, l) {
 			struct agent_list al;
 			int r;
 
@@ -1139,8 +1138,7 @@ int hg_take(struct agent *ag, const char *spec, int want_types, struct hg_snap *
 		goto fail;
 	hg_index_objects(&s->g);
 	own = json_object_get(s->begin, "own");
-	json_array_foreach(own, i, v)
-	{
+	json_array_foreach (own, i, v) {
 		hg_mark_own(&s->g, (uint64_t)json_integer_value(v));
 	}
 	gens = json_object_get(s->begin, "gens");

@@ -29,9 +29,9 @@
 #define TRAMP_CTL_OFFSET 0
 
 /* The kernel's internal "restart me" codes (include/linux/errno.h in the kernel). */
-#define ERESTARTSYS 512
-#define ERESTARTNOINTR 513
-#define ERESTARTNOHAND 514
+#define ERESTARTSYS	      512
+#define ERESTARTNOINTR	      513
+#define ERESTARTNOHAND	      514
 #define ERESTART_RESTARTBLOCK 516
 
 void inject_init(struct injector *ij, struct task *t, struct modules *mods)
@@ -301,8 +301,8 @@ int inject_syscall(struct injector *ij, struct task_thread *thr, long nr, const 
 		}
 		if (tries > 8 || (thr->stop != STOP_INTERRUPT && thr->stop != STOP_SIGNAL)) {
 			task_set_regs(ij->task, thr, &thr->guard_regs);
-			return error("the system call %ld in thread %d was interrupted (stop %d)", nr,
-				     thr->tid, (int)thr->stop);
+			return error("the system call %ld in thread %d was interrupted (stop %d)",
+				     nr, thr->tid, (int)thr->stop);
 		}
 		if (task_get_regs(ij->task, thr, &r) < 0)
 			return -1;
@@ -488,7 +488,8 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 		if (ev.kind == TEV_TIMEOUT) {
 			inject_progress(ij, what, start, &last_progress);
 			if (!warned && (int64_t)(now_us() - start) > ij->call_timeout_us) {
-				note("the call to %s in thread %d has not returned after %lld s; still "
+				note("the call to %s in thread %d has not returned after %lld s; "
+				     "still "
 				     "waiting (Ctrl-C twice abandons it)",
 				     name, thr->tid, (long long)(ij->call_timeout_us / 1000000));
 				warned = 1;
@@ -548,9 +549,10 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 			if (ij->others_run)
 				task_stop_all(t);
 			task_set_regs(t, thr, &thr->guard_regs);
-			return error("the call to %s in thread %d faulted (signal %d at pc %#" PRIx64
-				     ", address %#" PRIx64 "); the thread was put back as it was",
-				     name, thr->tid, ev.sig, arch_pc(&now), addr);
+			return error(
+			    "the call to %s in thread %d faulted (signal %d at pc %#" PRIx64
+			    ", address %#" PRIx64 "); the thread was put back as it was",
+			    name, thr->tid, ev.sig, arch_pc(&now), addr);
 		}
 		/* an asynchronous signal got through: hold it back for later */
 		thr->deferred_sig = ev.sig;

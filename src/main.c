@@ -14,28 +14,28 @@
 #include "task.h"
 
 static const char usage_text[] =
-	"usage: pyleakdb [OPTIONS] attach PID\n"
-	"       pyleakdb [OPTIONS] -p PID\n"
-	"       pyleakdb [OPTIONS] run [--] PROGRAM [ARGS...]\n"
-	"       pyleakdb [OPTIONS]\n"
-	"\n"
-	"A memory debugger for live CPython processes: attach to the process that is\n"
-	"leaking now, see every thread's stack, and (at safe points) count, trace and\n"
-	"explain the objects that keep memory alive.\n"
-	"\n"
-	"options:\n"
-	"  -p, --pid PID         attach to process PID\n"
-	"  -ex, --eval-command CMD\n"
-	"                        run CMD after attaching (repeatable, in order)\n"
-	"  -x, --command FILE    run the commands in FILE (one a line, # comments)\n"
-	"  --batch               run the commands, detach and exit; exit status 1 if any\n"
-	"                        command failed\n"
-	"  --json                print each command's output as one JSON object per line\n"
-	"  -q, --quiet           no banner\n"
-	"  --version             print the version and exit\n"
-	"  -h, --help            print this help and exit\n"
-	"\n"
-	"Type \"help\" at the (pyleakdb) prompt for the commands.\n";
+    "usage: pyleakdb [OPTIONS] attach PID\n"
+    "       pyleakdb [OPTIONS] -p PID\n"
+    "       pyleakdb [OPTIONS] run [--] PROGRAM [ARGS...]\n"
+    "       pyleakdb [OPTIONS]\n"
+    "\n"
+    "A memory debugger for live CPython processes: attach to the process that is\n"
+    "leaking now, see every thread's stack, and (at safe points) count, trace and\n"
+    "explain the objects that keep memory alive.\n"
+    "\n"
+    "options:\n"
+    "  -p, --pid PID         attach to process PID\n"
+    "  -ex, --eval-command CMD\n"
+    "                        run CMD after attaching (repeatable, in order)\n"
+    "  -x, --command FILE    run the commands in FILE (one a line, # comments)\n"
+    "  --batch               run the commands, detach and exit; exit status 1 if any\n"
+    "                        command failed\n"
+    "  --json                print each command's output as one JSON object per line\n"
+    "  -q, --quiet           no banner\n"
+    "  --version             print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "Type \"help\" at the (pyleakdb) prompt for the commands.\n";
 
 enum script_kind { SCRIPT_CMD, SCRIPT_FILE };
 
@@ -127,7 +127,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->batch = 1;
 		} else if (is_opt(a, "json", &v)) {
 			o->json = 1;
-		} else if (is_opt(a, "q", &v) || is_opt(a, "quiet", &v) || is_opt(a, "silent", &v)) {
+		} else if (is_opt(a, "q", &v) || is_opt(a, "quiet", &v) ||
+			   is_opt(a, "silent", &v)) {
 			o->quiet = 1;
 		} else if (is_opt(a, "version", &v)) {
 			printf("pyleakdb %s\n", PYLEAKDB_VERSION);

@@ -300,8 +300,8 @@ struct symtab *module_symtab(struct modules *mods, struct module *mod)
 	return mod->symtab;
 }
 
-int modules_symbolize(struct modules *mods, uint64_t addr, const struct symbol **sym,
-		      uint64_t *off, struct module **modp)
+int modules_symbolize(struct modules *mods, uint64_t addr, const struct symbol **sym, uint64_t *off,
+		      struct module **modp)
 {
 	struct module *mod = modules_find_addr(mods, addr);
 	struct symtab *st;

@@ -10,8 +10,8 @@
 
 #include "mem.h"
 
-#define PAGE_SHIFT 12
-#define PAGE_SIZE_ (1ul << PAGE_SHIFT)
+#define PAGE_SHIFT  12
+#define PAGE_SIZE_  (1ul << PAGE_SHIFT)
 #define CACHE_SLOTS 4096 /* 16 MiB at most: far more than any stack walk touches */
 /* Reads larger than this skip the cache: they are one-off bulk copies. */
 #define DIRECT_THRESHOLD (64 * 1024)

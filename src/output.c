@@ -244,7 +244,7 @@ void sb_add_utf8_sanitized(struct strbuf *sb, const char *bytes, size_t len)
 		sb_add(sb, p + i, need);
 		i += need;
 		continue;
-bad:
+	bad:
 		sb_adds(sb, "\xef\xbf\xbd"); /* U+FFFD REPLACEMENT CHARACTER */
 		i++;
 	}

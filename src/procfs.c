@@ -94,7 +94,8 @@ int proc_memory_limit(pid_t pid, uint64_t *bytes, const char **from)
 				return 0;
 			}
 		} else if (strstr(line, ":memory:")) {
-			snprintf(file, sizeof(file), "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", cg);
+			snprintf(file, sizeof(file),
+				 "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", cg);
 			/* v1 says "no limit" with a huge number */
 			if (read_u64_file(file, &limit) == 0 && limit < (1ull << 62)) {
 				fclose(f);

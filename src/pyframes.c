@@ -11,11 +11,11 @@
 #include "mem.h"
 #include "pyframes.h"
 
-#define NAME_CHARS_MAX 512
-#define FILE_CHARS_MAX 4096
-#define LINETABLE_MAX (1u << 22)
+#define NAME_CHARS_MAX	 512
+#define FILE_CHARS_MAX	 4096
+#define LINETABLE_MAX	 (1u << 22)
 #define CODE_CACHE_SLOTS 1024
-#define INTERPS_MAX 256
+#define INTERPS_MAX	 256
 /* Python bytecode is made of 2-byte code units since 3.6 */
 #define CODE_UNIT_BYTES 2
 
@@ -100,8 +100,8 @@ static int line_at(struct pyinterp *pi, struct code_info *ci, int64_t offset)
 		return ci->firstlineno;
 	if (offset > INT32_MAX || !ci->table)
 		return -1;
-	line = py_addr2line(pi->L.linetable, ci->table, ci->table_len, ci->firstlineno,
-			    (int)offset);
+	line =
+	    py_addr2line(pi->L.linetable, ci->table, ci->table_len, ci->firstlineno, (int)offset);
 	return line;
 }
 
@@ -246,9 +246,9 @@ static int walk_interp_frames(struct pyinterp *pi, uint64_t tstate, struct pysta
 				/* 3.13 frames may run something other than code (f_executable) */
 				st->n--;
 				if (!L->instr_ptr_is_current) {
-					stack_fail(st,
-						   "cannot read the code object of frame at %#" PRIx64,
-						   f);
+					stack_fail(
+					    st, "cannot read the code object of frame at %#" PRIx64,
+					    f);
 					return -1;
 				}
 			} else {
@@ -275,7 +275,8 @@ int py_stack(struct pyinterp *pi, uint64_t tstate, struct pystack *st)
 	case PY_FRAMES_INTERP:
 		return walk_interp_frames(pi, tstate, st);
 	default:
-		stack_fail(st, "no frame layout for this version (%#" PRIx64 ")", pi->L.version_hex);
+		stack_fail(st, "no frame layout for this version (%#" PRIx64 ")",
+			   pi->L.version_hex);
 		return -1;
 	}
 }
@@ -389,12 +390,14 @@ int py_threads(struct pyinterp *pi, struct pythread **out, size_t *n)
 			pt->tstate = ts;
 			pt->interp = interp;
 			pt->interp_id = (int)id;
-			if (py_read_ptr(pi, ts + (uint64_t)L->tstate.thread_id, &pt->thread_id) < 0) {
+			if (py_read_ptr(pi, ts + (uint64_t)L->tstate.thread_id, &pt->thread_id) <
+			    0) {
 				free(v);
 				return error("cannot read the thread state at %#" PRIx64, ts);
 			}
 			if (L->tstate.native_thread_id >= 0 &&
-			    py_read_ptr(pi, ts + (uint64_t)L->tstate.native_thread_id, &native) == 0 &&
+			    py_read_ptr(pi, ts + (uint64_t)L->tstate.native_thread_id, &native) ==
+				0 &&
 			    native > 0 && native < (uint64_t)INT32_MAX)
 				pt->tid = (pid_t)native;
 			pt->holds_gil = holder == ts;

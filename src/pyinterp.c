@@ -15,10 +15,10 @@
 #include "pyinterp.h"
 
 /* Limits on what we read from the target (it is untrusted). */
-#define TYPE_NAME_MAX 256
-#define STR_BYTES_MAX (1u << 20)
+#define TYPE_NAME_MAX	 256
+#define STR_BYTES_MAX	 (1u << 20)
 #define DICT_ENTRIES_MAX (1u << 20)
-#define INTERPS_MAX 256
+#define INTERPS_MAX	 256
 /* No dict entry is larger: {hash, key, value} is three pointers. */
 #define DICT_ENTRY_MAX 64
 /* Attribute and key names we look up ourselves ("_active", "threading"). */
@@ -328,7 +328,8 @@ int pyinterp_refresh_maps(struct pyinterp *pi)
 		for (size_t j = 0; j < old.n; j++) {
 			struct module *o = &old.v[j];
 
-			if (o->inode == m->inode && o->start == m->start && !strcmp(o->path, m->path)) {
+			if (o->inode == m->inode && o->start == m->start &&
+			    !strcmp(o->path, m->path)) {
 				m->symtab = o->symtab;
 				m->symtab_tried = o->symtab_tried;
 				m->bias = o->bias;
@@ -427,8 +428,9 @@ int pyinterp_open(struct pyinterp *pi, struct task *t)
 			return error("cannot tell which Python version process %d runs", t->pid);
 		L = py_layout_find(pi->major, pi->minor);
 		if (!L)
-			return error("the target runs Python %d.%d, for which pyleakdb has no layout",
-				     pi->major, pi->minor);
+			return error(
+			    "the target runs Python %d.%d, for which pyleakdb has no layout",
+			    pi->major, pi->minor);
 		pi->L = *L;
 	}
 
@@ -438,10 +440,11 @@ int pyinterp_open(struct pyinterp *pi, struct task *t)
 		/* 3.6: the list of interpreters is a file-local variable */
 		pi->interp_head_addr = sym_addr(pi, "interp_head");
 		if (!pi->interp_head_addr)
-			return error("cannot find the interpreter list of this Python %d.%d: it needs "
-				     "the symbol 'interp_head' (install the interpreter's debug "
-				     "symbols)",
-				     pi->major, pi->minor);
+			return error(
+			    "cannot find the interpreter list of this Python %d.%d: it needs "
+			    "the symbol 'interp_head' (install the interpreter's debug "
+			    "symbols)",
+			    pi->major, pi->minor);
 		pi->runtime_how = "symbol interp_head (.symtab)";
 		pi->gil_locked_addr = sym_addr(pi, "gil_locked");
 		pi->gil_holder_addr = sym_addr(pi, "gil_last_holder");
@@ -521,7 +524,8 @@ static int type_has_flag(struct pyinterp *pi, uint64_t type, unsigned long flag)
 }
 
 /* Is obj an instance of the builtin type at want (or a subclass, by its tp_flags bit)? */
-static int is_instance(struct pyinterp *pi, uint64_t obj, uint64_t want, unsigned long subclass_flag)
+static int is_instance(struct pyinterp *pi, uint64_t obj, uint64_t want,
+		       unsigned long subclass_flag)
 {
 	uint64_t type;
 
@@ -671,8 +675,8 @@ int py_long(struct pyinterp *pi, uint64_t obj, int64_t *out)
 		negative = size < 0;
 		ndigits = (uint64_t)(size < 0 ? -size : size);
 	}
-	if (L->long_shift <= 0 || L->long_shift > 30 ||
-	    ndigits * (uint64_t)L->long_shift > 63 || ndigits > ARRAY_SIZE(digits))
+	if (L->long_shift <= 0 || L->long_shift > 30 || ndigits * (uint64_t)L->long_shift > 63 ||
+	    ndigits > ARRAY_SIZE(digits))
 		return -1;
 	if (ndigits && mem_read(pi->task, obj + (uint64_t)L->long_.ob_digit, digits,
 				ndigits * sizeof(uint32_t)) < 0)
@@ -692,10 +696,10 @@ int py_long(struct pyinterp *pi, uint64_t obj, int64_t *out)
  */
 struct dict_table {
 	uint64_t entries; /* the first entry */
-	int64_t n; /* entries used so far, deleted ones included (dk_nentries) */
+	int64_t n;	  /* entries used so far, deleted ones included (dk_nentries) */
 	size_t entry_size;
 	int32_t key_off, value_off; /* within an entry */
-	uint64_t values; /* split table: the values array; 0 when combined */
+	uint64_t values;	    /* split table: the values array; 0 when combined */
 };
 
 static int dict_table_open(struct pyinterp *pi, uint64_t keys, uint64_t values,
@@ -718,7 +722,8 @@ static int dict_table_open(struct pyinterp *pi, uint64_t keys, uint64_t values,
 	if (L->dictkeys.log2_index_bytes >= 0) {
 		uint8_t log2, kind = DICT_KEYS_GENERAL;
 
-		if (mem_read_u8(pi->task, keys + (uint64_t)L->dictkeys.log2_index_bytes, &log2) < 0 ||
+		if (mem_read_u8(pi->task, keys + (uint64_t)L->dictkeys.log2_index_bytes, &log2) <
+			0 ||
 		    log2 > DICT_LOG2_INDEX_BYTES_MAX)
 			return -1;
 		if (L->dictkeys.kind >= 0 &&
@@ -735,7 +740,8 @@ static int dict_table_open(struct pyinterp *pi, uint64_t keys, uint64_t values,
 		int64_t size;
 		int width;
 
-		if (mem_read(pi->task, keys + (uint64_t)L->dictkeys.size, &size, sizeof(size)) < 0 ||
+		if (mem_read(pi->task, keys + (uint64_t)L->dictkeys.size, &size, sizeof(size)) <
+			0 ||
 		    size <= 0 || size > (int64_t)DICT_ENTRIES_MAX * 4)
 			return -1;
 		/* the index table's width grows with the table */

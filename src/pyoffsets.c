@@ -31,19 +31,19 @@ struct debug_offsets_313 {
 	} runtime_state;
 	struct {
 		uint64_t size, id, next, threads_head, gc, imports_modules, sysdict, builtins,
-			ceval_gil, gil_runtime_state, gil_runtime_state_enabled,
-			gil_runtime_state_locked, gil_runtime_state_holder;
+		    ceval_gil, gil_runtime_state, gil_runtime_state_enabled,
+		    gil_runtime_state_locked, gil_runtime_state_holder;
 	} interpreter_state;
 	struct {
 		uint64_t size, prev, next, interp, current_frame, thread_id, native_thread_id,
-			datastack_chunk, status;
+		    datastack_chunk, status;
 	} thread_state;
 	struct {
 		uint64_t size, previous, executable, instr_ptr, localsplus, owner;
 	} interpreter_frame;
 	struct {
 		uint64_t size, filename, name, qualname, linetable, firstlineno, argcount,
-			localsplusnames, localspluskinds, co_code_adaptive;
+		    localsplusnames, localspluskinds, co_code_adaptive;
 	} code_object;
 	struct {
 		uint64_t size, ob_type;
@@ -93,8 +93,8 @@ static int take(int32_t *dst, uint64_t off, uint64_t size, const char *what)
 	return 0;
 }
 
-#define TAKE(dst, sect, field) \
-	if (take(&(dst), d.sect.field, d.sect.size, #sect "." #field) < 0) \
+#define TAKE(dst, sect, field)                                                                     \
+	if (take(&(dst), d.sect.field, d.sect.size, #sect "." #field) < 0)                         \
 		return -1;
 
 int py_layout_from_debug_offsets(struct py_layout *l, const void *raw, size_t len,

@@ -16,9 +16,9 @@
 #include "repl.h"
 #include "task.h"
 
-#define PROMPT "(pyleakdb) "
+#define PROMPT	     "(pyleakdb) "
 #define HISTORY_FILE ".pyleakdb_history"
-#define HISTORY_MAX 1000
+#define HISTORY_MAX  1000
 
 static struct cmd_ctx *cur_ctx;
 

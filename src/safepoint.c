@@ -27,12 +27,13 @@
 
 /* System calls that only wait: a thread blocked in one holds nothing we could need. */
 static const long waiting_syscalls[] = {
-	__NR_select,	     __NR_pselect6,	__NR_poll,	  __NR_ppoll,
-	__NR_epoll_wait,     __NR_epoll_pwait,	__NR_nanosleep,	  __NR_clock_nanosleep,
-	__NR_read,	     __NR_readv,	__NR_recvfrom,	  __NR_recvmsg,
-	__NR_accept,	     __NR_accept4,	__NR_wait4,	  __NR_waitid,
-	__NR_pause,	     __NR_rt_sigtimedwait, __NR_rt_sigsuspend, __NR_futex,
-	__NR_restart_syscall,
+    __NR_select,	__NR_pselect6,	      __NR_poll,
+    __NR_ppoll,		__NR_epoll_wait,      __NR_epoll_pwait,
+    __NR_nanosleep,	__NR_clock_nanosleep, __NR_read,
+    __NR_readv,		__NR_recvfrom,	      __NR_recvmsg,
+    __NR_accept,	__NR_accept4,	      __NR_wait4,
+    __NR_waitid,	__NR_pause,	      __NR_rt_sigtimedwait,
+    __NR_rt_sigsuspend, __NR_futex,	      __NR_restart_syscall,
 };
 
 /*
@@ -45,8 +46,8 @@ static const long waiting_syscalls[] = {
  * library's mutex, which our code might need.
  */
 static const char *const python_lock_waits[] = {
-	"PyThread_acquire_lock_timed", "PyThread_acquire_lock", "_PySemaphore_Wait",
-	"_PyParkingLot_Park",	       "_PyMutex_LockTimed",
+    "PyThread_acquire_lock_timed", "PyThread_acquire_lock", "_PySemaphore_Wait",
+    "_PyParkingLot_Park",	   "_PyMutex_LockTimed",
 };
 
 int pyapi_resolve(struct pyapi *api, struct pyinterp *pi)
@@ -56,28 +57,28 @@ int pyapi_resolve(struct pyapi *api, struct pyinterp *pi)
 		size_t off;
 		int optional;
 	} want[] = {
-		{"PyGILState_Ensure", offsetof(struct pyapi, gil_ensure), 0},
-		{"PyGILState_Release", offsetof(struct pyapi, gil_release), 0},
-		{"PyErr_Fetch", offsetof(struct pyapi, err_fetch), 0},
-		{"PyErr_Restore", offsetof(struct pyapi, err_restore), 0},
-		{"PyErr_Clear", offsetof(struct pyapi, err_clear), 0},
-		{"PyDict_New", offsetof(struct pyapi, dict_new), 0},
-		{"PyDict_SetItemString", offsetof(struct pyapi, dict_set_item_string), 0},
-		{"PyDict_Clear", offsetof(struct pyapi, dict_clear), 0},
-		{"PyEval_GetBuiltins", offsetof(struct pyapi, eval_get_builtins), 0},
-		{"Py_CompileString", offsetof(struct pyapi, compile_string), 0},
-		{"PyEval_EvalCode", offsetof(struct pyapi, eval_code), 0},
-		{"Py_DecRef", offsetof(struct pyapi, decref), 0},
-		{"Py_IncRef", offsetof(struct pyapi, incref), 0},
-		{"PyThreadState_Swap", offsetof(struct pyapi, thread_swap), 0},
-		{"PyDict_GetItemString", offsetof(struct pyapi, dict_get_item_string), 0},
-		{"PyBytes_FromStringAndSize", offsetof(struct pyapi, bytes_from_size), 0},
-		{"PyObject_CallFunctionObjArgs", offsetof(struct pyapi, call_obj_args), 0},
-		{"PyObject_GC_UnTrack", offsetof(struct pyapi, gc_untrack), 0},
-		{"Py_AddPendingCall", offsetof(struct pyapi, add_pending_call), 0},
-		{"PyThreadState_Get", offsetof(struct pyapi, thread_get), 0},
-		{"PyThreadState_EnterTracing", offsetof(struct pyapi, enter_tracing), 1},
-		{"PyThreadState_LeaveTracing", offsetof(struct pyapi, leave_tracing), 1},
+	    {"PyGILState_Ensure", offsetof(struct pyapi, gil_ensure), 0},
+	    {"PyGILState_Release", offsetof(struct pyapi, gil_release), 0},
+	    {"PyErr_Fetch", offsetof(struct pyapi, err_fetch), 0},
+	    {"PyErr_Restore", offsetof(struct pyapi, err_restore), 0},
+	    {"PyErr_Clear", offsetof(struct pyapi, err_clear), 0},
+	    {"PyDict_New", offsetof(struct pyapi, dict_new), 0},
+	    {"PyDict_SetItemString", offsetof(struct pyapi, dict_set_item_string), 0},
+	    {"PyDict_Clear", offsetof(struct pyapi, dict_clear), 0},
+	    {"PyEval_GetBuiltins", offsetof(struct pyapi, eval_get_builtins), 0},
+	    {"Py_CompileString", offsetof(struct pyapi, compile_string), 0},
+	    {"PyEval_EvalCode", offsetof(struct pyapi, eval_code), 0},
+	    {"Py_DecRef", offsetof(struct pyapi, decref), 0},
+	    {"Py_IncRef", offsetof(struct pyapi, incref), 0},
+	    {"PyThreadState_Swap", offsetof(struct pyapi, thread_swap), 0},
+	    {"PyDict_GetItemString", offsetof(struct pyapi, dict_get_item_string), 0},
+	    {"PyBytes_FromStringAndSize", offsetof(struct pyapi, bytes_from_size), 0},
+	    {"PyObject_CallFunctionObjArgs", offsetof(struct pyapi, call_obj_args), 0},
+	    {"PyObject_GC_UnTrack", offsetof(struct pyapi, gc_untrack), 0},
+	    {"Py_AddPendingCall", offsetof(struct pyapi, add_pending_call), 0},
+	    {"PyThreadState_Get", offsetof(struct pyapi, thread_get), 0},
+	    {"PyThreadState_EnterTracing", offsetof(struct pyapi, enter_tracing), 1},
+	    {"PyThreadState_LeaveTracing", offsetof(struct pyapi, leave_tracing), 1},
 	};
 	struct symtab *st = module_symtab(&pi->mods, pi->pymod);
 
@@ -193,7 +194,8 @@ static struct task_thread *pick_blocked(struct pyinterp *pi, struct unwinder *un
 	int best_score = 0;
 
 	for (size_t i = 0; i < npts; i++) {
-		struct task_thread *thr = pts[i].tid ? task_thread_by_tid(pi->task, pts[i].tid) : NULL;
+		struct task_thread *thr =
+		    pts[i].tid ? task_thread_by_tid(pi->task, pts[i].tid) : NULL;
 		arch_regs regs;
 		long nr;
 		int score;
@@ -217,8 +219,9 @@ static struct task_thread *pick_blocked(struct pyinterp *pi, struct unwinder *un
 		if (score > best_score) {
 			best = thr;
 			best_score = score;
-			snprintf(sp->where, sizeof(sp->where), "thread %d%s, blocked in %s", thr->tid,
-				 pts[i].is_main ? " (MainThread)" : "", syscall_label(nr));
+			snprintf(sp->where, sizeof(sp->where), "thread %d%s, blocked in %s",
+				 thr->tid, pts[i].is_main ? " (MainThread)" : "",
+				 syscall_label(nr));
 		}
 	}
 	return best;
@@ -279,8 +282,8 @@ static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct 
 	if ((int)r != 0)
 		return error("the interpreter's queue of pending calls is full; try again");
 	ij->pending_queued = 1;
-	debug("pending call queued by thread %d (tramp %#" PRIx64 ", ctl %#" PRIx64 ")", caller->tid,
-	      ij->pending_tramp, ctl_addr);
+	debug("pending call queued by thread %d (tramp %#" PRIx64 ", ctl %#" PRIx64 ")",
+	      caller->tid, ij->pending_tramp, ctl_addr);
 
 	snprintf(sp->where, sizeof(sp->where), "thread %d (MainThread), between two bytecodes",
 		 mainthr->tid);
@@ -328,12 +331,14 @@ wait:
 		}
 		if (ev.kind == TEV_INTERRUPTED) {
 			task_stop_all(t);
-			return error("interrupted while waiting for a safe point (the queued call is "
-				     "inert and stays until the interpreter runs it)");
+			return error(
+			    "interrupted while waiting for a safe point (the queued call is "
+			    "inert and stays until the interpreter runs it)");
 		}
 		if (ev.kind == TEV_TIMEOUT) {
 			if (!said && now_us() - start > PENDING_PATIENCE_US) {
-				note("waiting for a safe point: the main thread (%d) has not reached a "
+				note("waiting for a safe point: the main thread (%d) has not "
+				     "reached a "
 				     "bytecode boundary yet (a long C call?); Ctrl-C gives up",
 				     mainthr->tid);
 				said = 1;
@@ -341,19 +346,21 @@ wait:
 			inject_progress(ij, "waiting for a safe point", start, &last_progress);
 			if ((int64_t)(now_us() - start) > ij->safepoint_timeout_us) {
 				task_stop_all(t);
-				return error("no safe point within %lld s: the main thread never reached "
-					     "a bytecode boundary and no other thread waits in a safe "
-					     "place (see 'bt all'); the queued call is inert and stays "
-					     "until the interpreter runs it",
-					     (long long)(ij->safepoint_timeout_us / 1000000));
+				return error(
+				    "no safe point within %lld s: the main thread never reached "
+				    "a bytecode boundary and no other thread waits in a safe "
+				    "place (see 'bt all'); the queued call is inert and stays "
+				    "until the interpreter runs it",
+				    (long long)(ij->safepoint_timeout_us / 1000000));
 			}
 			continue;
 		}
 		if (ev.kind == TEV_EXEC)
 			return error("the target replaced its program");
 		if (ev.thr)
-			debug("while waiting for the pending call: event %d on thread %d, signal %d",
-			      ev.kind, ev.thr->tid, ev.sig);
+			debug(
+			    "while waiting for the pending call: event %d on thread %d, signal %d",
+			    ev.kind, ev.thr->tid, ev.sig);
 		if (ev.kind != TEV_SIGNAL || task_get_regs(t, ev.thr, &regs) < 0 ||
 		    !inject_owns_pc(ij, arch_pc(&regs))) {
 			/* not ours: let it go on */
@@ -440,7 +447,8 @@ static int step_out_of_trampoline(struct injector *ij, struct task_thread *thr)
 			return 0;
 		if (task_step_thread(ij->task, thr) < 0 ||
 		    task_wait_thread(ij->task, thr, 1000 * 1000) <= 0)
-			return error("cannot step thread %d out of pyleakdb's trampoline", thr->tid);
+			return error("cannot step thread %d out of pyleakdb's trampoline",
+				     thr->tid);
 		if (thr->stop == STOP_SIGNAL) {
 			/* a real signal arrived as we stepped: it is the program's, keep it */
 			thr->deferred_sig = thr->sig;

@@ -93,8 +93,7 @@ static int read_entry(pid_t pid, uint64_t *entry)
 }
 
 /* Run until one of the breakpoints at addrs[] is hit; they are all removed after. */
-static int run_to(struct session *s, const uint64_t *addrs, size_t n, uint64_t *hit,
-		  int *exec_seen)
+static int run_to(struct session *s, const uint64_t *addrs, size_t n, uint64_t *hit, int *exec_seen)
 {
 	struct task *t = &s->task;
 	struct task_event ev;
@@ -118,14 +117,16 @@ static int run_to(struct session *s, const uint64_t *addrs, size_t n, uint64_t *
 		if (ev.kind == TEV_EXITED) {
 			char why[64];
 
-			error("the program %s before Python started", task_end_reason(t, why, sizeof(why)));
+			error("the program %s before Python started",
+			      task_end_reason(t, why, sizeof(why)));
 			goto out;
 		}
 		if (ev.kind == TEV_INTERRUPTED || ev.kind == TEV_TIMEOUT) {
 			task_stop_all(t);
-			error(ev.kind == TEV_TIMEOUT ? "the program did not reach Python's main within "
-						       "60 s; it is stopped where it was"
-						     : "interrupted; the program is stopped where it was");
+			error(ev.kind == TEV_TIMEOUT
+				  ? "the program did not reach Python's main within "
+				    "60 s; it is stopped where it was"
+				  : "interrupted; the program is stopped where it was");
 			goto out;
 		}
 		if (ev.kind == TEV_EXEC) {
@@ -133,7 +134,8 @@ static int run_to(struct session *s, const uint64_t *addrs, size_t n, uint64_t *
 			t->exec_seen = 0;
 			*exec_seen = 1;
 			for (size_t i = 0; i < t->npatches; i++)
-				t->patches[i].active = 0; /* the old image is gone, and its patches */
+				t->patches[i].active =
+				    0; /* the old image is gone, and its patches */
 			t->npatches = 0;
 			task_stop_all(t);
 			ret = 0;
@@ -194,7 +196,8 @@ static size_t main_breakpoints(struct modules *mods, struct module *pymod, uint6
 	/* Py_RunMain (3.8+) runs after initialisation (site included); older versions go
 	 * straight to one of the PyRun entry points */
 	static const char *const names[] = {"Py_RunMain", "PyRun_AnyFileExFlags",
-					    "PyRun_SimpleStringFlags", "PyRun_InteractiveLoopFlags"};
+					    "PyRun_SimpleStringFlags",
+					    "PyRun_InteractiveLoopFlags"};
 	struct symtab *st = module_symtab(mods, pymod);
 	size_t n = 0;
 
@@ -290,14 +293,12 @@ int session_detach(struct session *s)
 	if (!s->attached)
 		return error("not attached to any process");
 	/* hooks out first, then the agent they belong to */
-	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 &&
-	    bp_remove_all(s) < 0)
+	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 && bp_remove_all(s) < 0)
 		warning("pyleakdb could not remove its breakpoints from process %d", s->task.pid);
 	bpset_release(&s->bps);
 	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 &&
 	    agent_release(&s->agent) < 0)
-		warning("pyleakdb could not remove everything it put in process %d",
-			s->task.pid);
+		warning("pyleakdb could not remove everything it put in process %d", s->task.pid);
 	ret = task_detach(&s->task);
 	unwinder_destroy(s->unw);
 	s->unw = NULL;

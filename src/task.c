@@ -27,7 +27,7 @@
 #define WAIT_SLICE_US (50 * 1000)
 /* Re-scans of /proc/PID/task before we accept the thread list as stable. */
 #define ATTACH_SCAN_MAX 100
-#define XSTATE_MAX (16 * 1024)
+#define XSTATE_MAX	(16 * 1024)
 
 #define SEIZE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
 
@@ -111,12 +111,13 @@ static void emergency_restore(struct task *t)
 			pt(PTRACE_SETREGS, thr->tid, 0, &thr->guard_regs);
 			if (thr->guard_xstate)
 				pt(PTRACE_SETREGSET, thr->tid, (void *)NT_X86_XSTATE, &iov);
-			pt(PTRACE_SETSIGMASK, thr->tid, (void *)sizeof(uint64_t), &thr->guard_sigmask);
+			pt(PTRACE_SETSIGMASK, thr->tid, (void *)sizeof(uint64_t),
+			   &thr->guard_sigmask);
 			thr->guarded = 0;
 		}
 		pt(PTRACE_DETACH, thr->tid, 0,
 		   (void *)(long)(thr->stop == STOP_SIGNAL && thr->sig ? thr->sig
-								 : thr->deferred_sig));
+								       : thr->deferred_sig));
 		thr->state = THR_GONE;
 	}
 	t->gone = 1;
@@ -260,8 +261,8 @@ static void compact_threads(struct task *t)
 		if (t->thr[i]->state == THR_GONE) {
 			if (t->ngrave == t->cap_grave) {
 				t->cap_grave = t->cap_grave ? t->cap_grave * 2 : 16;
-				t->graveyard = xrealloc(t->graveyard,
-							t->cap_grave * sizeof(*t->graveyard));
+				t->graveyard =
+				    xrealloc(t->graveyard, t->cap_grave * sizeof(*t->graveyard));
 			}
 			t->graveyard[t->ngrave++] = t->thr[i];
 			continue;
@@ -527,8 +528,9 @@ static int explain_eperm(pid_t pid)
 		return error("permission denied: kernel.yama.ptrace_scope is 2 (admin only); run "
 			     "pyleakdb as root (CAP_SYS_PTRACE)");
 	if (scope == 3)
-		return error("permission denied: kernel.yama.ptrace_scope is 3 (no attaching at all "
-			     "until reboot); start the program under 'pyleakdb run' instead");
+		return error(
+		    "permission denied: kernel.yama.ptrace_scope is 3 (no attaching at all "
+		    "until reboot); start the program under 'pyleakdb run' instead");
 	return error("permission denied attaching to process %d (it may be setuid or not "
 		     "dumpable, or a security module refused); run pyleakdb as root",
 		     pid);
@@ -544,8 +546,7 @@ static int seize(struct task *t, pid_t tid)
 		return 0; /* the thread exited between the scan and the seize */
 	if (errno == EPERM)
 		return explain_eperm(t->pid);
-	return error("cannot attach to thread %d of process %d: %s", tid, t->pid,
-		     strerror(errno));
+	return error("cannot attach to thread %d of process %d: %s", tid, t->pid, strerror(errno));
 }
 
 /* Seize every thread listed in /proc/PID/task not seized yet; how many were new. */
@@ -770,7 +771,7 @@ int task_detach(struct task *t)
 			ret = error("cannot detach from thread %d: %s", thr->tid, strerror(errno));
 		thr->state = THR_GONE;
 	}
-	/* threads that would not stop (uninterruptible sleep) are let go by the kernel when we exit */
+	/* threads that would not stop (uninterruptible sleep) the kernel lets go when we exit */
 	if (t->memfd >= 0)
 		close(t->memfd);
 	t->memfd = -1;
@@ -884,10 +885,11 @@ int task_stop_all(struct task *t)
 		if (!task_all_stopped(t)) {
 			for (i = 0; i < t->nthr; i++)
 				if (t->thr[i]->state == THR_RUNNING)
-					return error("thread %d of process %d did not stop within %d s "
-						     "(state %c); try again",
-						     t->thr[i]->tid, t->pid, STOP_TIMEOUT_US / 1000000,
-						     read_sched_state(t->pid, t->thr[i]->tid));
+					return error(
+					    "thread %d of process %d did not stop within %d s "
+					    "(state %c); try again",
+					    t->thr[i]->tid, t->pid, STOP_TIMEOUT_US / 1000000,
+					    read_sched_state(t->pid, t->thr[i]->tid));
 		}
 		/* a thread cloned just before its parent stopped may have escaped the event */
 		if (rescanned++ || seize_new_threads(t) <= 0)

@@ -145,14 +145,14 @@ static int lu_get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, siz
 }
 
 static unw_accessors_t lu_accessors = {
-	.find_proc_info = lu_find_proc_info,
-	.put_unwind_info = lu_put_unwind_info,
-	.get_dyn_info_list_addr = lu_get_dyn_info_list_addr,
-	.access_mem = lu_access_mem,
-	.access_reg = lu_access_reg,
-	.access_fpreg = lu_access_fpreg,
-	.resume = lu_resume,
-	.get_proc_name = lu_get_proc_name,
+    .find_proc_info = lu_find_proc_info,
+    .put_unwind_info = lu_put_unwind_info,
+    .get_dyn_info_list_addr = lu_get_dyn_info_list_addr,
+    .access_mem = lu_access_mem,
+    .access_reg = lu_access_reg,
+    .access_fpreg = lu_access_fpreg,
+    .resume = lu_resume,
+    .get_proc_name = lu_get_proc_name,
 };
 
 static struct unwinder *lu_create(struct task *t, struct modules *mods)
@@ -259,7 +259,8 @@ static int lu_backtrace(struct unwinder *base, struct task_thread *thr, struct n
 			if (out->n < 2) {
 				char buf[96];
 
-				snprintf(buf, sizeof(buf), "unwinding stopped: %s", unw_strerror(r));
+				snprintf(buf, sizeof(buf), "unwinding stopped: %s",
+					 unw_strerror(r));
 				out->error = xstrdup(buf);
 			}
 			break;
@@ -280,8 +281,8 @@ static void lu_destroy(struct unwinder *base)
 }
 
 const struct unwinder_ops unwinder_libunwind = {
-	.name = "libunwind-ptrace",
-	.create = lu_create,
-	.backtrace = lu_backtrace,
-	.destroy = lu_destroy,
+    .name = "libunwind-ptrace",
+    .create = lu_create,
+    .backtrace = lu_backtrace,
+    .destroy = lu_destroy,
 };
