@@ -19,5 +19,11 @@ int proc_rss_fd(int fd, uint64_t *bytes);
  * *from says which.
  */
 int proc_memory_limit(pid_t pid, uint64_t *bytes, const char **from);
+/*
+ * Line `line` (from 1) of a source file as the process sees it (through
+ * /proc/PID/root), without its newline: a malloc'ed string, or NULL when
+ * the file is not a regular file, is too big, or has no such line.
+ */
+char *proc_source_line(pid_t pid, const char *file, int line);
 
 #endif

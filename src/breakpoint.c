@@ -566,6 +566,7 @@ int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 	if (need_rss && (statm = proc_rss_open(t->pid)) < 0)
 		return error("cannot read the RSS of process %d", t->pid);
 	s->agent.ij.hit_tid = 0;
+	s->bps.last_hit_id = 0; /* until the next hit, the target stands at no breakpoint */
 	if (task_resume_all(t) < 0)
 		goto out;
 	for (;;) {

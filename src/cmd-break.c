@@ -80,8 +80,18 @@ json_t *cmd_describe_stop(struct session *s, const struct stop_info *st)
 			json_object_set(o, "file", json_object_get(st->hit, "file"));
 			json_object_set(o, "line", json_object_get(st->hit, "line"));
 			json_object_set(o, "function", json_object_get(st->hit, "function"));
-			if (json_is_string(json_object_get(st->hit, "source")))
+			if (json_is_string(json_object_get(st->hit, "source"))) {
 				json_object_set(o, "source", json_object_get(st->hit, "source"));
+			} else {
+				/* not in the program's linecache: the file, as the program sees it */
+				char *src = proc_source_line(
+				    s->task.pid, json_string_value(json_object_get(st->hit, "file")),
+				    (int)json_integer_value(json_object_get(st->hit, "line")));
+
+				if (src)
+					json_object_set_new(o, "source", json_target_cstr(src));
+				free(src);
+			}
 		}
 		break;
 	}
@@ -604,6 +614,36 @@ static int type_matches(const char *qualified, const char *want)
 	return !strcmp(qualified, want) || (dot && !strcmp(dot + 1, want));
 }
 
+/* The id of the only enabled source breakpoint; 0 if there is none, -1 if several. */
+static int sole_source_breakpoint(struct session *s)
+{
+	int id = 0;
+
+	for (size_t i = 0; i < s->bps.n; i++) {
+		const struct breakpoint *bp = &s->bps.v[i];
+
+		if (bp->kind == BP_RSS || !bp->enabled)
+			continue;
+		if (id)
+			return -1;
+		id = bp->id;
+	}
+	return id;
+}
+
+/* Run until breakpoint id fires, or something else stops the target (not another breakpoint). */
+static int run_to(struct session *s, int id, struct stop_info *st)
+{
+	for (;;) {
+		if (bp_run(s, -1, st) < 0)
+			return -1;
+		if (st->kind != STOPPED_BREAK || st->bp_id == id)
+			return 0;
+		/* another breakpoint: iter goes on to its own */
+		json_decref(st->hit);
+	}
+}
+
 static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct session *s = ctx->s;
@@ -626,9 +666,25 @@ static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 	if (until.kind && !have_n)
 		n = ITER_MAX;
 	if (!target_bp || !bp_find(&s->bps, target_bp)) {
-		error("iter steps from one hit of a source breakpoint to the next; set one with "
-		      "'break FILE:LINE' and 'continue' to it first");
-		goto fail;
+		/* not standing at a breakpoint: run to the only source breakpoint there is */
+		struct stop_info st;
+
+		target_bp = sole_source_breakpoint(s);
+		if (target_bp <= 0) {
+			error(target_bp < 0 ? "iter steps from one hit of a source breakpoint to the "
+					      "next, and there are several: 'continue' to the one "
+					      "to step first"
+					    : "iter steps from one hit of a source breakpoint to the "
+					      "next; set one with 'break FILE:LINE' first");
+			goto fail;
+		}
+		if (run_to(s, target_bp, &st) < 0)
+			goto fail;
+		json_object_set_new(r, "start", cmd_describe_stop(s, &st));
+		json_decref(st.hit);
+		if (st.kind != STOPPED_BREAK)
+			goto done;
+		out_event(json_incref(json_object_get(r, "start")), render_stop);
 	}
 	/* the baseline: the heap as it is at this stop */
 	if (census(ctx, 0, &reply) < 0)
@@ -640,14 +696,8 @@ static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 		size_t i;
 		int done = 0;
 
-		for (;;) {
-			if (bp_run(s, -1, &st) < 0)
-				goto fail;
-			if (st.kind != STOPPED_BREAK || st.bp_id == target_bp)
-				break;
-			/* another breakpoint: iter goes on to its own */
-			json_decref(st.hit);
-		}
+		if (run_to(s, target_bp, &st) < 0)
+			goto fail;
 		if (st.kind != STOPPED_BREAK) {
 			json_t *stop = cmd_describe_stop(s, &st);
 
@@ -687,6 +737,7 @@ static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 		if (done || task_take_sigint())
 			break;
 	}
+done:
 	json_object_set_new(r, "iterations", iterations);
 	json_object_set_new(r, "breakpoint", json_integer(target_bp));
 	return 0;
@@ -720,6 +771,12 @@ static void render_iteration(const json_t *line)
 
 static void render_iter(const json_t *r)
 {
+	const json_t *start = json_object_get(r, "start");
+	const char *why = json_string_value(json_object_get(start, "stopped"));
+
+	/* the run to the breakpoint ended elsewhere (a hit was already shown as it came) */
+	if (why && strcmp(why, "breakpoint"))
+		render_stop(start);
 	if (json_object_get(r, "stop"))
 		render_stop(json_object_get(r, "stop"));
 }
