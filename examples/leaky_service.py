@@ -182,6 +182,7 @@ class Worker(object):
                     self.limited = True
             else:
                 self.iteration += 1
+                # the loop's body: `make demo` steps iterations from here
                 self.sync_items(SyncSession(self.iteration))
                 if self.iteration % self.args.report_every == 0:
                     report(self)
