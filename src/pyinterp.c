@@ -4,6 +4,7 @@
  * symbols and its own memory.  See include/pyinterp.h.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -82,6 +83,27 @@ static void read_exe(pid_t pid, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
+/* The kernel's state letter of a process (R, S, Z, ...), or 0 when it is gone. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": the name may hold anything, so look after its last ')' */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] ? p[2] : 0;
+}
+
 /* The module that holds the interpreter: libpython if loaded, else the executable. */
 static struct module *find_pymodule(struct modules *mods, const char *exe, int *is_py2)
 {
@@ -136,7 +158,22 @@ int pyinterp_precheck(pid_t pid)
 			comm[strcspn(comm, "\n")] = '\0';
 		fclose(f);
 	}
-	if (!m) {
+	if (!m && !exe[0]) {
+		/* no executable: the process has just ended, or is a kernel thread */
+		char state = proc_state(pid);
+		char *c = escape_dup(comm, strlen(comm));
+
+		if (!state)
+			ret = error("no process with PID %d (it has exited); check the PID with 'ps'",
+				    pid);
+		else if (state == 'Z' || state == 'X')
+			ret = error("process %d (%s) has exited (a zombie until its parent reaps it); "
+				    "there is nothing left to attach to",
+				    pid, c);
+		else
+			ret = error("process %d (%s) is a kernel thread, not a Python process", pid, c);
+		free(c);
+	} else if (!m) {
 		char *e = escape_dup(exe, strlen(exe)), *c = escape_dup(comm, strlen(comm));
 
 		ret = error("process %d (%s) is not a Python process: it runs '%s', which has no "
