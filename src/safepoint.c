@@ -235,6 +235,35 @@ static struct pythread *main_pythread(struct pythread *pts, size_t n)
 	return n ? &pts[0] : NULL;
 }
 
+static int step_out_of_trampoline(struct injector *ij, struct task_thread *thr);
+
+/*
+ * A thread in our pending-call trampoline runs a pending call: it must hold
+ * the GIL.  Checked before anything runs there, so that a thread taken for
+ * the wrong one is refused, not crashed (unknown when the GIL's state cannot
+ * be read: then trusted).
+ */
+static int check_pending_thread(struct injector *ij, struct pyinterp *pi, struct safepoint *sp)
+{
+	struct pythread *pts;
+	size_t n;
+	pid_t holder = 0;
+
+	if (py_threads(pi, &pts, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (pts[i].holds_gil)
+			holder = pts[i].tid;
+	free(pts);
+	if (!holder || holder == sp->thr->tid)
+		return 0;
+	step_out_of_trampoline(ij, sp->thr);
+	sp->kind = SAFEPOINT_NONE;
+	return error("thread %d ran pyleakdb's pending call but thread %d holds the GIL; nothing "
+		     "was run (try again)",
+		     sp->thr->tid, holder);
+}
+
 /* Queue our trampoline as a pending call and let the main thread run into it. */
 static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct pyapi *api,
 			 struct pythread *pts, size_t npts, struct safepoint *sp)
@@ -309,7 +338,7 @@ static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct 
 		if (!sp->thr)
 			return error("the thread that ran the pending call is gone");
 		sp->kind = SAFEPOINT_PENDING;
-		return 0;
+		return check_pending_thread(ij, pi, sp);
 	}
 wait:
 	sigemptyset(&catch);
@@ -376,7 +405,7 @@ wait:
 	if (task_stop_all(t) < 0)
 		return -1;
 	sp->kind = SAFEPOINT_PENDING;
-	return 0;
+	return check_pending_thread(ij, pi, sp);
 }
 
 int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *unw,
