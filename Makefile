@@ -59,7 +59,7 @@ all: deps pyleakdb
 
 # Installs what is missing when run as root, else says the exact command.
 deps:
-	@missing=$$(for p in $(DEB_BUILD) $(if $(filter check,$(MAKECMDGOALS)),$(DEB_TEST)); do \
+	@missing=$$(for p in $(DEB_BUILD) $(if $(filter check check-e2e bench,$(MAKECMDGOALS)),$(DEB_TEST)); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
