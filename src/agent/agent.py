@@ -321,9 +321,14 @@ def _sizes(objs, types, counts, own=()):
     return out
 
 
-def _safe_repr(o, limit=120):
+def _safe_repr(o, limit=120, passive=True):
+    """A short, bounded repr.  Passive (every repr pyleakdb shows unasked: samples,
+    referents, chains) runs none of the program's code: no __repr__ of its classes,
+    nor of C types that call back into Python (a numpy array, a deque of its
+    objects); those show as <module.Class object at 0x...>.  eval asks for the
+    object's own repr, as the user would get it."""
     try:
-        r = _bounded_repr(o, 2)
+        r = _bounded_repr(o, 2, passive)
     except BaseException as e:  # a broken __repr__ is the target's business, not ours
         r = "<%s object at %#x (repr raised %s)>" % (_type_name(type(o)), id(o), type(e).__name__)
     if len(r) > limit:
@@ -331,22 +336,56 @@ def _safe_repr(o, limit=120):
     return r
 
 
-def _bounded_repr(o, depth):
+_MODULE = type(sys)
+_METHOD_TYPE = type(_builtin.__get__(0))  # a bound method, made without a class of ours
+# types whose repr is C code that never calls back into Python
+_PLAIN_REPR = (type(None), bool, int, float, complex, range, type(Ellipsis),
+               type(NotImplemented), type(len), type(object.__init__), type(str.join),
+               type(int.real), type((0).__add__), _CODE, _CELL)
+
+
+def _bounded_repr(o, depth, passive=True):
     t = type(o)
-    if t in (list, tuple, set, frozenset) and (depth <= 0 or len(o) > 6):
+    if t in (list, tuple, set, frozenset) and (passive or depth <= 0 or len(o) > 6):
         if depth <= 0:
             return "%s(len=%d)" % (t.__name__, len(o))
-        items = [_bounded_repr(x, depth - 1) for x in _itertools.islice(o, 6)]
-        return "%s[%s, ... %d more]" % ("" if t is list else t.__name__, ", ".join(items), len(o) - 6)
-    if t is dict and (depth <= 0 or len(o) > 6):
+        items = [_bounded_repr(x, depth - 1, passive) for x in _itertools.islice(o, 6)]
+        more = ", ... %d more" % (len(o) - 6) if len(o) > 6 else ""
+        if t is list:
+            return "[%s%s]" % (", ".join(items), more)
+        if t is tuple:
+            return "(%s%s)" % (", ".join(items), more if more or len(o) != 1 else ",")
+        if not o:
+            return "%s()" % t.__name__
+        if t is set:
+            return "{%s%s}" % (", ".join(items), more)
+        return "frozenset({%s%s})" % (", ".join(items), more)
+    if t is dict and (passive or depth <= 0 or len(o) > 6):
         if depth <= 0:
             return "dict(len=%d)" % len(o)
-        items = ["%s: %s" % (_bounded_repr(k, depth - 1), _bounded_repr(v, depth - 1))
+        items = ["%s: %s" % (_bounded_repr(k, depth - 1, passive), _bounded_repr(v, depth - 1, passive))
                  for k, v in _itertools.islice(o.items(), 6)]
-        return "{%s, ... %d more}" % (", ".join(items), len(o) - 6)
-    if t in (str, bytes, bytearray) and len(o) > 200:
-        return repr(o[:200]) + "...(%d)" % len(o)
-    return repr(o)
+        more = ", ... %d more" % (len(o) - 6) if len(o) > 6 else ""
+        return "{%s%s}" % (", ".join(items), more)
+    if t in (str, bytes, bytearray):
+        if len(o) > 200:
+            return repr(o[:200]) + "...(%d)" % len(o)
+        return repr(o)
+    if not passive or t in _PLAIN_REPR:
+        return repr(o)
+    if t is _FUNC:
+        return "<function %s at %#x>" % (o.__qualname__ if hasattr(o, "__qualname__") else o.__name__, id(o))
+    if t is type:
+        return "<class '%s'>" % _type_name(o)
+    if t is _MODULE:
+        name = o.__dict__.get("__name__")
+        return "<module %r>" % (name if type(name) is str else "?")
+    if t is _METHOD_TYPE:
+        f = o.__func__
+        name = getattr(f, "__qualname__", None) if type(f) is _FUNC else None
+        return "<bound method %s of <%s object at %#x>>" % (
+            name if type(name) is str else "?", _type_name(type(o.__self__)), id(o.__self__))
+    return "<%s object at %#x>" % (_type_name(t), id(o))
 
 
 # ----- commands -----
@@ -614,7 +653,7 @@ def run(source, mode, limit):
         del e
         return r
     if mode == "eval":
-        r = _safe_repr(value, limit)
+        r = _safe_repr(value, limit, passive=False)
         return {"repr": r, "type": _type_name(type(value))}
     return {}
 
