@@ -233,7 +233,7 @@ def test_target_killed_under_continue(python, target, pyleakdb, spawned, tmp_pat
     assert len(cont) == 1, out
     res = cont[0]["result"]
     assert cont[0]["ok"] is True, out
-    assert res.get("exited") is True and res.get("pid") == t.pid, out
+    assert res.get("stopped") == "exited" and res.get("pid") == t.pid, out
     assert "signal 9" in res.get("how", ""), out
     assert rc == 0, (rc, out)
 

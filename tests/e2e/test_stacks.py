@@ -2,6 +2,7 @@
 """pyleakdb's stacks against what the target itself says they are."""
 import os
 import signal
+import time
 
 from conftest import (assert_free, compare_stacks, expected_name, pystack_all,
                       thread_states, wait_for)
@@ -85,6 +86,22 @@ def test_blocking_calls(python, target, pyleakdb):
         assert "S (%s)" % rows[tid]["syscall"] in line[0], line
 
 
+def assert_still_job_stopped(pid, nthreads):
+    """Every thread back in the job-control stop, untraced.  A thread let go by
+    the tracer passes through R in the kernel on its way from the tracing stop
+    (t) back to the group stop (T) without running any of its own code; had it
+    been resumed, it would be back in its blocking call (S)."""
+    deadline = time.time() + 5
+    while True:
+        states = thread_states(pid)
+        assert len(states) == nthreads, states
+        assert not any(s[0] == "S" for s in states.values()), states
+        if all(s == ("T", 0) for s in states.values()):
+            return
+        assert time.time() < deadline, states
+        time.sleep(0.001)
+
+
 def test_job_stopped_target(python, target, pyleakdb):
     """A process stopped by SIGSTOP: pyleakdb shows its stacks, and leaves it
     stopped (T) and untraced; SIGCONT then lets it run on."""
@@ -101,14 +118,12 @@ def test_job_stopped_target(python, target, pyleakdb):
     assert attach["ok"] is True, attach
     assert attach["result"].get("job_stopped") is True, attach
 
-    states = thread_states(t.pid)
-    assert len(states) == 3
-    assert all(s == ("T", 0) for s in states.values()), states
+    assert_still_job_stopped(t.pid, 3)
 
     r = pyleakdb("--batch", "-p", t.pid, "-ex", "pystack all")
     assert r.returncode == 0, r
     assert "stopped by job control" in r.out, r
-    assert all(s == ("T", 0) for s in thread_states(t.pid).values())
+    assert_still_job_stopped(t.pid, 3)
 
     os.kill(t.pid, signal.SIGCONT)
     t.allow_job_stop = False
