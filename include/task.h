@@ -53,6 +53,7 @@ struct task_thread {
 	char sched_state;  /* R, S, D, T...: sampled just before we stopped it */
 	int interrupted;   /* we asked it to stop (sched_state was sampled then) */
 	int listening;	   /* held in group-stop with PTRACE_LISTEN */
+	int held;	   /* stays stopped through task_wait (a safe point found early) */
 	int exiting;	   /* PTRACE_EVENT_EXIT seen */
 	int regs_valid;
 	arch_regs regs;

@@ -528,10 +528,20 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 			if (ev.sig == ij->trap_sig && task_get_regs(t, ev.thr, &other) == 0 &&
 			    inject_owns_pc(ij, arch_pc(&other))) {
 				ev.thr->sig = 0;
+				ev.thr->held = 1; /* not to be resumed as we wait on */
 				ij->parked_tid = ev.thr->tid;
 				continue;
 			}
 			/* another thread's signal or trap is its own business */
+			if (is_fault(ev.sig)) {
+				arch_regs fr;
+
+				if (task_get_regs(t, ev.thr, &fr) == 0)
+					debug("thread %d faults (signal %d, pc %#" PRIx64
+					      ", address %#" PRIx64 ") while thread %d runs %s",
+					      ev.thr->tid, ev.sig, arch_pc(&fr),
+					      (uint64_t)ev.thr->siginfo.si_addr, thr->tid, name);
+			}
 			task_resume_thread(t, ev.thr, ev.sig);
 			continue;
 		}

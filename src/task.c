@@ -920,6 +920,7 @@ static int resume_one(struct task *t, struct task_thread *thr, int sig)
 	}
 	/* a listening thread waits for SIGCONT: from our side it is running */
 	thr->listening = req == PTRACE_LISTEN;
+	thr->held = 0;
 	thr->state = THR_RUNNING;
 	thr->stop = STOP_NONE;
 	thr->sig = 0;
@@ -969,6 +970,7 @@ int task_resume_thread(struct task *t, struct task_thread *thr, int sig)
 		return error("thread %d is not stopped", thr->tid);
 	if (pt(PTRACE_CONT, thr->tid, 0, (void *)(long)sig) < 0)
 		return error("cannot resume thread %d: %s", thr->tid, strerror(errno));
+	thr->held = 0;
 	thr->state = THR_RUNNING;
 	thr->stop = STOP_NONE;
 	thr->sig = 0;
@@ -983,6 +985,7 @@ int task_step_thread(struct task *t, struct task_thread *thr)
 		return error("thread %d is not stopped", thr->tid);
 	if (pt(PTRACE_SINGLESTEP, thr->tid, 0, 0) < 0)
 		return error("cannot step thread %d: %s", thr->tid, strerror(errno));
+	thr->held = 0;
 	thr->state = THR_RUNNING;
 	thr->stop = STOP_NONE;
 	thr->regs_valid = 0;
@@ -1051,7 +1054,7 @@ int task_wait(struct task *t, const sigset_t *catch, int64_t timeout_us, struct 
 		for (size_t i = 0; i < t->nthr; i++) {
 			struct task_thread *thr = t->thr[i];
 
-			if (thr->state != THR_STOPPED || thr->listening)
+			if (thr->state != THR_STOPPED || thr->listening || thr->held)
 				continue;
 			switch (thr->stop) {
 			case STOP_SIGNAL:
