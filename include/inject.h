@@ -50,6 +50,9 @@ struct injector {
 	/* a thread stopped at a source breakpoint, inside the agent with the GIL held: the
 	 * safe point for whatever runs next, until the target runs again */
 	pid_t hit_tid;
+	/* the main thread, kept in our pending-call trampoline between safe points while
+	 * the target stays stopped: the next one needs no new pending call */
+	pid_t held_tid;
 	/* told, about once a second, how long a call or a wait has been under way */
 	void (*progress)(void *arg, const char *what, double seconds);
 	void *progress_arg;

@@ -69,5 +69,13 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 		    const struct pyapi *api, struct safepoint *sp);
 /* Give the GIL back and put the thread back as it was. */
 int safepoint_leave(struct injector *ij, const struct pyapi *api, struct safepoint *sp);
+/*
+ * A pending-call safe point keeps its thread in our trampoline after
+ * safepoint_leave(), for the next one, as long as the target stays stopped.
+ * This walks it out, back into the interpreter: called before the target
+ * runs again (task_resume_all does, through its before_resume hook) and
+ * before our code page goes.
+ */
+void safepoint_unpark(struct injector *ij);
 
 #endif

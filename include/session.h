@@ -42,6 +42,12 @@ void session_release(struct session *s);
 /* Is there a live, stopped target with a readable interpreter?  Errors say what to do. */
 int session_require_target(struct session *s);
 int session_require_python(struct session *s);
+/*
+ * Before showing native state (stacks, registers, memory at a PC): a thread
+ * pyleakdb keeps in its own code between safe points goes back to where the
+ * program had it.
+ */
+void session_settle(struct session *s);
 /* The process ended under us: forget it, cleanly. */
 void session_ended(struct session *s);
 

@@ -96,6 +96,10 @@ struct task {
 	int exec_seen; /* it replaced its program image */
 	struct task_patch *patches;
 	size_t npatches, cap_patches;
+	/* called before every task_resume_all(): whoever keeps a thread somewhere it must
+	 * not run on from (our trampoline) moves it out first */
+	void (*before_resume)(void *arg);
+	void *before_resume_arg;
 };
 
 enum task_event_kind {

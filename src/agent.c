@@ -110,6 +110,11 @@ void agent_args_release(struct agent_args *a)
 	sb_release(&a->buf);
 }
 
+static void unpark(void *arg)
+{
+	safepoint_unpark(arg);
+}
+
 void agent_init(struct agent *ag, struct task *t, struct pyinterp *pi, struct unwinder *unw)
 {
 	memset(ag, 0, sizeof(*ag));
@@ -117,6 +122,9 @@ void agent_init(struct agent *ag, struct task *t, struct pyinterp *pi, struct un
 	ag->pi = pi;
 	ag->unw = unw;
 	inject_init(&ag->ij, t, &pi->mods);
+	/* the thread a safe point keeps in our trampoline leaves it before the target runs */
+	t->before_resume = unpark;
+	t->before_resume_arg = &ag->ij;
 }
 
 int agent_installed(const struct agent *ag)
@@ -617,6 +625,7 @@ int agent_release(struct agent *ag)
 		}
 		sb_release(&reply);
 	}
+	safepoint_unpark(&ag->ij);
 	if (ag->ij.scratch) {
 		thr = task_main_thread(ag->task);
 		if (!thr && ag->task->nthr)

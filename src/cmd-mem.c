@@ -81,6 +81,7 @@ static int cmd_x(struct cmd_ctx *ctx, int argc, char **argv)
 	unsigned char *buf;
 	json_t *r = out_result(), *lines = json_array(), *sym;
 
+	session_settle(s); /* $pc and $sp as the program has them */
 	if (parse_address(s, argv[0], &addr) < 0)
 		return -1;
 	if (argc > 1 && (parse_size(argv[1], &n) < 0 || !n))
@@ -167,13 +168,16 @@ static int disas_around(struct task *t, uint64_t pc, size_t n, struct insn **out
 static int cmd_disas(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct session *s = ctx->s;
-	struct task_thread *thr = default_thread(s);
+	struct task_thread *thr;
 	uint64_t addr = 0, pc = 0, n = DISAS_DEFAULT;
 	struct insn *v = NULL;
 	size_t first = 0;
 	json_t *r = out_result(), *insns = json_array(), *sym;
 	arch_regs regs;
 	int got, at_pc = 0;
+
+	session_settle(s); /* the PC as the program has it */
+	thr = default_thread(s);
 
 	if (thr && task_get_regs(&s->task, thr, &regs) == 0)
 		pc = arch_pc(&regs);

@@ -95,6 +95,7 @@ static int snapshot(struct session *s, struct threads_snapshot *snap)
 	struct task *t = &s->task;
 
 	memset(snap, 0, sizeof(*snap));
+	session_settle(s);
 	if (s->python_ok && py_threads(&s->pi, &snap->py, &snap->npy) < 0)
 		warning("cannot list the Python threads; showing native stacks only");
 	snap->v = xcalloc(t->nthr ? t->nthr : 1, sizeof(*snap->v));

@@ -427,6 +427,17 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 		free(pts);
 		return error("the interpreter has no threads (finalising?)");
 	}
+	/* still in our trampoline from the last safe point: the target has not run since */
+	thr = ij->held_tid ? task_thread_by_tid(pi->task, ij->held_tid) : NULL;
+	if (thr && thr->state == THR_STOPPED) {
+		free(pts);
+		sp->kind = SAFEPOINT_PENDING;
+		sp->thr = thr;
+		snprintf(sp->where, sizeof(sp->where),
+			 "thread %d (MainThread), between two bytecodes", thr->tid);
+		return 0;
+	}
+	ij->held_tid = 0;
 	/* stopped at a breakpoint: that thread is inside the agent, holding the GIL */
 	thr = ij->hit_tid ? task_thread_by_tid(pi->task, ij->hit_tid) : NULL;
 	if (thr && thr->state == THR_STOPPED) {
@@ -501,8 +512,25 @@ int safepoint_leave(struct injector *ij, const struct pyapi *api, struct safepoi
 	}
 	if (inject_finish(ij, sp->thr) < 0)
 		ret = -1;
-	if (sp->kind == SAFEPOINT_PENDING && step_out_of_trampoline(ij, sp->thr) < 0)
-		ret = -1;
+	if (sp->kind == SAFEPOINT_PENDING) {
+		/* it stays in the trampoline until the target runs again (safepoint_unpark) */
+		ij->held_tid = sp->thr->tid;
+		sp->thr->held = 1;
+	}
 	sp->kind = SAFEPOINT_NONE;
 	return ret;
+}
+
+void safepoint_unpark(struct injector *ij)
+{
+	struct task_thread *thr;
+
+	if (!ij->held_tid)
+		return;
+	thr = task_thread_by_tid(ij->task, ij->held_tid);
+	ij->held_tid = 0;
+	if (thr && thr->state == THR_STOPPED && step_out_of_trampoline(ij, thr) < 0)
+		warning("thread %d stays in pyleakdb's trampoline; pyleakdb's code page stays "
+			"mapped in the target",
+			thr->tid);
 }

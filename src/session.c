@@ -42,6 +42,12 @@ static int open_python(struct session *s)
 	return 0;
 }
 
+void session_settle(struct session *s)
+{
+	if (s->python_ok && !s->task.gone)
+		safepoint_unpark(&s->agent.ij);
+}
+
 int session_agent(struct session *s, struct agent **out)
 {
 	if (session_require_python(s) < 0)

@@ -953,6 +953,8 @@ static int resume_except(struct task *t, struct task_thread *except)
 
 int task_resume_all(struct task *t)
 {
+	if (t->before_resume && !t->gone)
+		t->before_resume(t->before_resume_arg);
 	/* nobody holds a thread pointer across a whole resume: the dead can go now */
 	empty_graveyard(t);
 	return resume_except(t, NULL);
