@@ -15,7 +15,7 @@ VERSION := 0.1.0
 DEB_BUILD := gcc make pkg-config libunwind-dev libcapstone-dev libreadline-dev \
 	libjansson-dev libelf-dev libcmocka-dev
 DEB_TEST  := python3 python3-pytest python3-pexpect python3-objgraph \
-	python3-memory-profiler gdb graphviz procps
+	python3-memory-profiler gdb graphviz procps groff-base
 PKGS      := libunwind-ptrace capstone readline jansson libelf
 TEST_PKGS := cmocka
 
