@@ -521,18 +521,54 @@ static void finish_temporary(struct session *s, struct stop_info *stop)
 		bp_delete(s, bp->id);
 }
 
-/* The thread that was doing the work when RSS crossed: the GIL holder, else a running one. */
-static pid_t busy_thread(struct session *s)
+/* CPU time of every thread as the target is let go, to tell later which one ran. */
+struct cpu_sample {
+	pid_t tid;
+	uint64_t ns;
+};
+
+static struct cpu_sample *sample_cpu(struct task *t, size_t *n)
+{
+	struct cpu_sample *v = xcalloc(t->nthr ? t->nthr : 1, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; i < t->nthr; i++)
+		if (proc_thread_cpu_ns(t->pid, t->thr[i]->tid, &v[*n].ns) == 0)
+			v[(*n)++].tid = t->thr[i]->tid;
+	return v;
+}
+
+/*
+ * The thread that was doing the work when RSS crossed: the GIL holder, else
+ * the one that spent the most CPU time since the target was let go, else a
+ * running one.
+ */
+static pid_t busy_thread(struct session *s, const struct cpu_sample *before, size_t nbefore)
 {
 	struct pythread *pts;
 	size_t n;
 	pid_t tid = 0;
+	uint64_t most = 0;
 
 	if (py_threads(&s->pi, &pts, &n) == 0) {
 		for (size_t i = 0; i < n && !tid; i++)
 			if (pts[i].holds_gil)
 				tid = pts[i].tid;
 		free(pts);
+	}
+	for (size_t i = 0; i < nbefore && !tid; i++) {
+		uint64_t now;
+
+		if (proc_thread_cpu_ns(s->task.pid, before[i].tid, &now) == 0 &&
+		    now - before[i].ns > most && now > before[i].ns)
+			most = now - before[i].ns;
+	}
+	for (size_t i = 0; i < nbefore && !tid && most; i++) {
+		uint64_t now;
+
+		if (proc_thread_cpu_ns(s->task.pid, before[i].tid, &now) == 0 &&
+		    now > before[i].ns && now - before[i].ns == most)
+			tid = before[i].tid;
 	}
 	for (size_t i = 0; i < s->task.nthr && !tid; i++)
 		if (s->task.thr[i]->sched_state == 'R')
@@ -545,6 +581,8 @@ int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 	struct task *t = &s->task;
 	uint64_t start = now_us(), rss = 0;
 	int statm = -1, need_rss = 0, ret = -1, r;
+	struct cpu_sample *cpu = NULL;
+	size_t ncpu = 0;
 	sigset_t catch;
 
 	memset(stop, 0, sizeof(*stop));
@@ -567,6 +605,8 @@ int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 		return error("cannot read the RSS of process %d", t->pid);
 	s->agent.ij.hit_tid = 0;
 	s->bps.last_hit_id = 0; /* until the next hit, the target stands at no breakpoint */
+	if (need_rss)
+		cpu = sample_cpu(t, &ncpu);
 	if (task_resume_all(t) < 0)
 		goto out;
 	for (;;) {
@@ -656,13 +696,14 @@ int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 				stop->rss = rss;
 			bp->hits++;
 			bp->rss_armed = 0;
-			stop->tid = busy_thread(s);
+			stop->tid = busy_thread(s, cpu, ncpu);
 			finish_temporary(s, stop);
 			ret = 0;
 			goto out;
 		}
 	}
 out:
+	free(cpu);
 	if (statm >= 0)
 		close(statm);
 	if (!t->gone && ret == 0)

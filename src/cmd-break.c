@@ -556,6 +556,8 @@ static int census(struct cmd_ctx *ctx, int mark, json_t **reply)
 	agent_arg_int(&a, GROWTH_ALL);
 	agent_arg_int(&a, 0);
 	agent_arg_int(&a, mark);
+	agent_arg_int(&a, 0);
+	agent_arg_str(&a, "iter", 4); /* a baseline of its own: growth's stays where it was */
 	if (agent_call(ag, &a, reply) < 0) {
 		agent_args_release(&a);
 		return -1;
@@ -835,7 +837,7 @@ const struct cmd cmd_break_cmds[] = {
     },
     {
 	.name = "tbreak",
-	.usage = "tbreak FILE:LINE [if EXPR] | FUNCTION | when rss > SIZE",
+	.usage = "tbreak FILE:LINE [if EXPR] | FUNCTION [if EXPR] | when rss > SIZE",
 	.summary = "a breakpoint that is deleted when it first fires",
 	.min_args = 1,
 	.max_args = 1,

@@ -206,8 +206,8 @@ static void render_samples(const json_t *row)
 		struct strbuf sz = STRBUF_INIT;
 
 		sb_add_bytes(&sz, (uint64_t)json_int_member(s, "size", 0));
-		out_printf("      %#llx  %9s  %s\n", json_int_member(s, "address", 0), sb_str(&sz),
-			   esc_member(s, "repr"));
+		out_printf("      $%-4lld %#llx  %9s  %s\n", json_int_member(s, "handle", 0),
+			   json_int_member(s, "address", 0), sb_str(&sz), esc_member(s, "repr"));
 		sb_release(&sz);
 	}
 }
@@ -615,7 +615,7 @@ const struct cmd cmd_heap_cmds[] = {
 	.name = "eval",
 	.aliases = "p print",
 	.usage = "eval EXPR",
-	.summary = "evaluate a Python expression in the target's __main__",
+	.summary = "evaluate a Python expression in __main__, or in the frame of a breakpoint stop",
 	.min_args = 1,
 	.max_args = 1,
 	.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,
@@ -625,7 +625,7 @@ const struct cmd cmd_heap_cmds[] = {
     {
 	.name = "exec",
 	.usage = "exec STATEMENT",
-	.summary = "execute Python statements in the target's __main__",
+	.summary = "execute Python statements in __main__, or in the frame of a breakpoint stop",
 	.min_args = 1,
 	.max_args = 1,
 	.flags = CMD_NEEDS_PYTHON | CMD_RAW_ARGS,

@@ -515,7 +515,7 @@ const struct cmd cmd_misc_cmds[] = {
 	.name = "info",
 	.aliases = "i",
 	.usage = "info SUBCOMMAND",
-	.summary = "threads, memory, maps, interp: see \"help info\"",
+	.summary = "threads, memory, maps, interp, breakpoints: see \"help info\"",
 	.subcmds = cmd_info_cmds,
     },
     {

@@ -125,6 +125,24 @@ int proc_memory_limit(pid_t pid, uint64_t *bytes, const char **from)
 	return 0;
 }
 
+int proc_thread_cpu_ns(pid_t pid, pid_t tid, uint64_t *ns)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return sscanf(buf, "%" SCNu64, ns) == 1 ? 0 : -1;
+}
+
 /* Source files larger than this are not read for one line. */
 #define SOURCE_MAX (16u << 20)
 

@@ -424,20 +424,24 @@ def _samples_of(objs, t, n, own):
     for o in _compress(objs, map(_operator.is_, map(type, objs), _itertools.repeat(t))):
         if id(o) in ownids:
             continue
-        out.append({"address": id(o), "size": _getsizeof(o), "repr": _safe_repr(o)})
+        out.append({"address": id(o), "size": _getsizeof(o), "repr": _safe_repr(o),
+                    "handle": _handle_new(o)})
         if len(out) >= n:
             break
     return out
 
 
-def growth(n, collect, mark_iteration, samples=0):
+def growth(n, collect, mark_iteration, samples=0, baseline=b"growth"):
+    """Types whose count grew since the last census of the same baseline: the growth
+    command's, or iter's own (stepping does not move growth's)."""
+    key = _text(baseline)
     if collect:
         _gc.collect()
     own = _own_objects()
     objs = _gc.get_objects()
     try:
         now = _counts(objs, own)
-        prev = _state["growth"]
+        prev = _state.get(key)
         rows = []
         first = prev is None
         for t, c in now.items():
@@ -452,7 +456,7 @@ def growth(n, collect, mark_iteration, samples=0):
                     gone.append((after - c, after, t))
         rows.sort(key=lambda r: (-r[0], _type_name(r[2])))
         gone.sort(key=lambda r: (r[0], _type_name(r[2])))
-        _state["growth"] = now
+        _state[key] = now
         if mark_iteration:
             # names and numbers only: nothing here for the next count to see
             _state["iteration"] = dict((_type_name(t), (d, c)) for d, c, t in rows)
