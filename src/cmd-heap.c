@@ -513,6 +513,7 @@ static void render_trim(const json_t *r)
 static int run_python(struct cmd_ctx *ctx, const char *src, const char *mode)
 {
 	struct agent_args a;
+	const json_t *raised;
 
 	agent_args_init(&a, "run");
 	agent_arg_str(&a, src, strlen(src));
@@ -521,7 +522,18 @@ static int run_python(struct cmd_ctx *ctx, const char *src, const char *mode)
 	if (agent_into_result(ctx, &a) < 0)
 		return -1;
 	/* an exception in the user's code is the command's failure, shown as a traceback */
-	return json_object_get(out_result(), "raised") ? -1 : 0;
+	raised = json_object_get(out_result(), "raised");
+	if (!raised)
+		return 0;
+	if (out_json_mode()) {
+		/* the record's errors say why it failed, as for every other command */
+		const json_t *tb = json_object_get(raised, "traceback");
+		const char *last = json_string_value(json_array_get(tb, json_array_size(tb) - 1));
+
+		error("the %s raised %s", !strcmp(mode, "eval") ? "expression" : "statement",
+		      last ? last : "an exception");
+	}
+	return -1;
 }
 
 static int cmd_eval(struct cmd_ctx *ctx, int argc, char **argv)

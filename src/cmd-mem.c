@@ -22,7 +22,7 @@
 /* Instructions shown before the PC when disassembling around it. */
 #define DISAS_CONTEXT_BYTES 32
 
-/* The thread commands look at by default: the GIL holder, else the main thread. */
+/* The thread $pc, $sp and disas look at: the main thread (the first one if it is gone). */
 static struct task_thread *default_thread(struct session *s)
 {
 	struct task_thread *thr = task_main_thread(&s->task);

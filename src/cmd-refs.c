@@ -4,25 +4,7 @@
  * ($N) on objects of the target, the shortest chains of references from a
  * root to an object, and Graphviz pictures of what refers to it.
  *
- * The JSON results (the "result" member of --json output):
- *
- *   sample  {type, count, order, samples: [NODE]}
- *   show    NODE + {refcount, tracked, keeps_alive: {objects, size},
- *                   referents: [NODE + {label}], referents_total}
- *           or, for a handle whose object died, {handle, address, type, gone: true}
- *   refs    {target: NODE (refs $N, 0xADDR) | type, instances (refs TYPE),
- *            objects, held, groups: [GROUP], more_groups,
- *            refcount, referrers, unaccounted (refs $N)}
- *   graph   {file, format, direction, nodes, edges, rendered, dot_file, render_command}
- *
- *   NODE   {handle (when it can be found again), type, name, address, size, repr}
- *   GROUP  {count, held: "root" | "native" | "garbage", representative: NODE,
- *           chain: CHAIN (root, native), cycle: CHAIN without root (garbage),
- *           too_deep: hops (the chain is longer than --max-depth)}
- *   CHAIN  {root: ROOT, hops: [{kind, label} + NODE], text}
- *   ROOT   {kind: "module" | "frame" | "garbage" | "native", address,
- *           name (module), thread, tid, function, file, line (frame),
- *           type, unaccounted (native)}
+ * Their JSON results are described in doc/json.md.
  */
 #include <errno.h>
 #include <inttypes.h>

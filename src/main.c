@@ -167,6 +167,25 @@ static int start_run(struct cmd_ctx *ctx, void *arg)
 	return cmd_run_argv(ctx, arg);
 }
 
+/* " WORD", quoted the way a shell would read it back when it needs quoting. */
+static void add_shell_word(struct strbuf *sb, const char *w)
+{
+	sb_addc(sb, ' ');
+	if (*w && !w[strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+			    "@%_+=:,./-")]) {
+		sb_adds(sb, w);
+		return;
+	}
+	sb_addc(sb, '\'');
+	for (; *w; w++) {
+		if (*w == '\'')
+			sb_adds(sb, "'\\''");
+		else
+			sb_addc(sb, *w);
+	}
+	sb_addc(sb, '\'');
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {0};
@@ -195,7 +214,7 @@ int main(int argc, char **argv)
 
 		sb_adds(&line, "run --");
 		for (char **a = o.run_argv; *a; a++)
-			sb_addf(&line, " %s", *a);
+			add_shell_word(&line, *a);
 		if (cmd_execute_fn(&ctx, sb_str(&line), "run", start_run, o.run_argv) < 0) {
 			sb_release(&line);
 			return 1;

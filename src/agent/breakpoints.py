@@ -58,13 +58,24 @@ def _traced():
     return True
 
 
+def _now():
+    """Seconds on a clock that does not go back, from a module the program has
+    loaded (time, else posix, which every CPython on Linux loads at start)."""
+    clock = sys.modules.get("time")
+    if clock is not None:
+        return clock.monotonic()
+    posix = sys.modules.get("posix")
+    if posix is not None:
+        return posix.times()[4]
+    return None
+
+
 def _check_alive():
     """Called now and then by the hooks: if pyleakdb has died, take every hook out."""
     beat = int.from_bytes(_rss_cell[8:], "little")
-    clock = sys.modules.get("time")
-    if clock is None:
+    now = _now()
+    if now is None:
         return
-    now = clock.monotonic()
     if beat != _life["beat"]:
         _life["beat"] = beat
         _life["since"] = now
