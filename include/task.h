@@ -76,6 +76,9 @@ struct task_patch {
 	int active;
 };
 
+/* The largest extended register state (XSAVE area) we save for a thread. */
+#define XSTATE_MAX (16 * 1024)
+
 struct task {
 	pid_t pid;
 	int is_child; /* started by `run`: we reap it, and kill it on quit */

@@ -267,16 +267,19 @@ static void untraced_begin(struct agent *ag, struct task_thread *thr, uint64_t t
 {
 	uint64_t r;
 
-	if (ag->api.enter_tracing && tstate)
-		call(ag, thr, ag->api.enter_tracing, &tstate, 1, &r);
+	if (ag->api.enter_tracing && tstate &&
+	    call(ag, thr, ag->api.enter_tracing, &tstate, 1, &r) == 0)
+		inject_rescue_leave(&ag->ij, ag->api.leave_tracing, tstate);
 }
 
 static void untraced_end(struct agent *ag, struct task_thread *thr, uint64_t tstate)
 {
 	uint64_t r;
 
-	if (ag->api.leave_tracing && tstate)
+	if (ag->api.leave_tracing && tstate) {
+		inject_rescue_leave(&ag->ij, 0, 0);
 		call(ag, thr, ag->api.leave_tracing, &tstate, 1, &r);
+	}
 }
 
 /* The thread state the safe point's thread runs as (0 if it cannot be had). */
@@ -521,12 +524,14 @@ int agent_call_each_thread(struct agent *ag, const char *function, const uint64_
 			ret = -1;
 			break;
 		}
+		inject_rescue_swap(&ag->ij, ag->api.thread_swap, old);
 		untraced_begin(ag, sp.thr, tstates[i]);
 		if (call_packed(ag, sp.thr, agent_args_finish(&a), &reply) == 0)
 			j = json_loadb(reply.buf, reply.len, 0, &jerr);
 		untraced_end(ag, sp.thr, tstates[i]);
 		json_array_append_new(*results, j ? j : json_null());
 		/* back to the thread state the safe point gave us, whatever happened */
+		inject_rescue_swap(&ag->ij, 0, 0);
 		args[0] = old;
 		if (call(ag, sp.thr, ag->api.thread_swap, args, 1, &r) < 0)
 			ret = -1;

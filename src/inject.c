@@ -90,14 +90,54 @@ static void emit_syscall(struct emit *e)
 	emit(e, ARCH_SYSCALL_INSN, ARCH_SYSCALL_LEN);
 }
 
-/*
- * The return stub: keep the return value in r12, raise sig at this thread,
- * and if nobody is tracing us any more, park instead of running on.
- */
-size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig)
+/* An instruction with a RIP-relative memory operand: opcode bytes, ModRM reg field, target. */
+static void emit_riprel(struct emit *e, const char *op, size_t oplen, int reg, uint64_t code_at,
+			uint64_t target)
 {
+	int64_t disp;
+
+	emit(e, op, oplen);
+	emit_u8(e, (uint8_t)(((reg & 7) << 3) | 5));
+	disp = (int64_t)(target - (code_at + e->pos + 4));
+	emit_imm32(e, (uint32_t)(int32_t)disp);
+}
+
+/* mov r64, [rip + target] for register number r (rax 0 ... r15 15) */
+static void emit_load(struct emit *e, int r, uint64_t code_at, uint64_t target)
+{
+	char op[2] = {(char)(0x48 | (r >= 8 ? 4 : 0)), (char)0x8b};
+
+	emit_riprel(e, op, 2, r, code_at, target);
+}
+
+/* a forward jump (jz, jnz, jmp: its opcode), patched by patch_jump once the label is known */
+static size_t emit_jump(struct emit *e, uint8_t opcode)
+{
+	emit_u8(e, opcode);
+	emit_u8(e, 0);
+	return e->pos - 1;
+}
+
+static void patch_jump(struct emit *e, size_t at)
+{
+	if (at < e->len)
+		e->out[at] = (uint8_t)(e->pos - (at + 1));
+}
+
+#define RESCUE(field) (rescue + offsetof(struct inject_rescue, field))
+
+/*
+ * The return stub: keep the return value in r12, raise sig at this thread
+ * (traced, pyleakdb takes the thread there).  If that returns, nobody traces
+ * us any more: the thread the rescue record names is put back as it was;
+ * any other parks.
+ */
+size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig, uint64_t at, uint64_t rescue)
+{
+	/* the registers in the order of struct inject_rescue's regs (rsp apart) */
+	static const int gprs[] = {0, 3, 1, 2, 6, 7, 5, 8, 9, 10, 11, 12, 13, 14, 15};
 	struct emit e = {out, len, 0};
-	size_t park;
+	size_t park, to_park, no_swap, no_leave, no_gil, own_gstate, no_xsave, back;
 
 	emit(&e, "\x49\x89\xc4", 3); /* mov r12, rax */
 	emit_mov_eax(&e, __NR_getpid);
@@ -111,11 +151,70 @@ size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig)
 	emit_imm32(&e, (uint32_t)sig);
 	emit_mov_eax(&e, __NR_tgkill);
 	emit_syscall(&e);
+
+	/* untraced from here on: is this the thread the record is for? */
+	emit_mov_eax(&e, __NR_gettid);
+	emit_syscall(&e);
+	emit_riprel(&e, "\x3b", 1, 0, at, RESCUE(tid)); /* cmp eax, [tid] */
+	emit(&e, "\x0f\x85", 2);			   /* jne park (rel32) */
+	to_park = e.pos;
+	emit_imm32(&e, 0);
+	/* the stack is 16-byte aligned here (the call's return address was popped) */
+	emit_load(&e, 7, at, RESCUE(swap_ts)); /* mov rdi, [swap_ts] */
+	emit(&e, "\x48\x85\xff", 3);	       /* test rdi, rdi */
+	no_swap = emit_jump(&e, 0x74);
+	emit_riprel(&e, "\xff", 1, 2, at, RESCUE(swap_fn)); /* call [swap_fn] */
+	patch_jump(&e, no_swap);
+	emit_load(&e, 7, at, RESCUE(leave_ts)); /* mov rdi, [leave_ts] */
+	emit(&e, "\x48\x85\xff", 3);
+	no_leave = emit_jump(&e, 0x74);
+	emit_riprel(&e, "\xff", 1, 2, at, RESCUE(leave_fn)); /* call [leave_fn] */
+	patch_jump(&e, no_leave);
+	emit_riprel(&e, "\x8b", 1, 0, at, RESCUE(gil_mode)); /* mov eax, [gil_mode] */
+	emit(&e, "\x85\xc0", 2);			      /* test eax, eax */
+	no_gil = emit_jump(&e, 0x74);
+	emit_load(&e, 7, at, RESCUE(gstate)); /* mov rdi, [gstate] */
+	emit(&e, "\x83\xf8\x02", 3);	      /* cmp eax, 2 */
+	own_gstate = emit_jump(&e, 0x75);
+	emit(&e, "\x4c\x89\xe7", 3); /* mov rdi, r12: what PyGILState_Ensure returned */
+	patch_jump(&e, own_gstate);
+	emit_riprel(&e, "\xff", 1, 2, at, RESCUE(gil_release)); /* call [gil_release] */
+	patch_jump(&e, no_gil);
+	/* rt_sigprocmask(SIG_SETMASK, &sigmask, NULL, 8) */
+	emit_mov_eax(&e, __NR_rt_sigprocmask);
+	emit_u8(&e, 0xbf); /* mov edi, SIG_SETMASK */
+	emit_imm32(&e, SIG_SETMASK);
+	emit_riprel(&e, "\x48\x8d", 2, 6, at, RESCUE(sigmask)); /* lea rsi, [sigmask] */
+	emit(&e, "\x31\xd2", 2);				 /* xor edx, edx */
+	emit(&e, "\x41\xba\x08\x00\x00\x00", 6);		 /* mov r10d, 8 */
+	emit_syscall(&e);
+	/* the extended state, every component the area holds */
+	emit_load(&e, 0, at, RESCUE(xsave_len)); /* mov rax, [xsave_len] */
+	emit(&e, "\x48\x85\xc0", 3);		 /* test rax, rax */
+	no_xsave = emit_jump(&e, 0x74);
+	emit(&e, "\xb8\xff\xff\xff\xff", 5);		      /* mov eax, -1 */
+	emit(&e, "\xba\xff\xff\xff\xff", 5);		      /* mov edx, -1 */
+	emit_riprel(&e, "\x48\x0f\xae", 3, 5, at, RESCUE(xsave)); /* xrstor64 [xsave] */
+	patch_jump(&e, no_xsave);
+	/* flags, then the registers (mov leaves the flags alone), the stack, the PC */
+	emit_riprel(&e, "\xff", 1, 6, at, RESCUE(regs[15])); /* push [rflags] */
+	emit_u8(&e, 0x9d);				     /* popfq */
+	for (size_t i = 0; i < ARRAY_SIZE(gprs); i++)
+		emit_load(&e, gprs[i], at, RESCUE(regs[i]));
+	emit_load(&e, 4, at, RESCUE(regs[16]));		      /* mov rsp, [rsp] */
+	emit_riprel(&e, "\xff", 1, 4, at, RESCUE(regs[17])); /* jmp [rip] */
+
 	park = e.pos;
 	emit_mov_eax(&e, __NR_pause);
 	emit_syscall(&e);
+	back = e.pos + 2;
 	emit_u8(&e, 0xeb); /* jmp park */
-	emit_u8(&e, (uint8_t)(park - (e.pos + 1)));
+	emit_u8(&e, (uint8_t)(park - back));
+	if (to_park + 4 <= e.len) {
+		int32_t rel = (int32_t)(park - (to_park + 4));
+
+		memcpy(out + to_park, &rel, 4);
+	}
 	return e.pos;
 }
 
@@ -249,7 +348,114 @@ static uint64_t call_sigmask(int trap_sig)
 	return mask;
 }
 
-static int prepare_thread(struct injector *ij, struct task_thread *thr)
+/*
+ * Where the thread goes on from, as the kernel would let it go: an
+ * interrupted system call that is to be restarted is set up to run again.
+ */
+static void resume_point(const arch_regs *r, uint64_t *regs)
+{
+	uint64_t rip = r->rip, rax = r->rax;
+
+	if ((int64_t)r->orig_rax >= 0) {
+		switch ((int64_t)r->rax) {
+		case -ERESTARTSYS:
+		case -ERESTARTNOINTR:
+		case -ERESTARTNOHAND:
+			rax = r->orig_rax;
+			rip -= ARCH_SYSCALL_LEN;
+			break;
+		case -ERESTART_RESTARTBLOCK:
+			rax = __NR_restart_syscall;
+			rip -= ARCH_SYSCALL_LEN;
+			break;
+		}
+	}
+	regs[0] = rax;
+	regs[1] = r->rbx;
+	regs[2] = r->rcx;
+	regs[3] = r->rdx;
+	regs[4] = r->rsi;
+	regs[5] = r->rdi;
+	regs[6] = r->rbp;
+	regs[7] = r->r8;
+	regs[8] = r->r9;
+	regs[9] = r->r10;
+	regs[10] = r->r11;
+	regs[11] = r->r12;
+	regs[12] = r->r13;
+	regs[13] = r->r14;
+	regs[14] = r->r15;
+	regs[15] = r->eflags;
+	regs[16] = r->rsp;
+	regs[17] = rip;
+}
+
+/* The rescue record for a thread just guarded (nothing else to undo yet). */
+static void rescue_arm(struct injector *ij, struct task_thread *thr)
+{
+	struct inject_rescue *rec;
+	size_t head = offsetof(struct inject_rescue, xsave);
+
+	if (!ij->rescue)
+		return; /* the system calls that map the scratch area come before it */
+	rec = xcalloc(1, sizeof(*rec));
+	rec->sigmask = thr->guard_sigmask;
+	resume_point(&thr->guard_regs, rec->regs);
+	if (thr->guard_xstate && thr->guard_xstate_len <= sizeof(rec->xsave)) {
+		memcpy(rec->xsave, thr->guard_xstate, thr->guard_xstate_len);
+		rec->xsave_len = thr->guard_xstate_len;
+	}
+	/* the thread id last, once the rest is in place */
+	if (mem_write(ij->task, ij->rescue + head, rec->xsave, rec->xsave_len) < 0 ||
+	    mem_write(ij->task, ij->rescue + sizeof(uint32_t),
+		      (char *)rec + sizeof(uint32_t), head - sizeof(uint32_t)) < 0 ||
+	    mem_write(ij->task, ij->rescue, &thr->tid, sizeof(uint32_t)) < 0)
+		warning("cannot write pyleakdb's rescue record into the target");
+	else
+		ij->rescue_tid = thr->tid;
+	free(rec);
+}
+
+static void rescue_disarm(struct injector *ij)
+{
+	uint32_t none = 0;
+
+	if (ij->rescue)
+		mem_write(ij->task, ij->rescue, &none, sizeof(none));
+	ij->rescue_tid = 0;
+}
+
+void inject_rescue_gil(struct injector *ij, uint32_t mode, uint64_t release_fn, uint64_t gstate)
+{
+	uint64_t v[2] = {release_fn, gstate};
+
+	if (!ij->rescue)
+		return;
+	/* the argument first, then the mode that makes the stub use it */
+	mem_write(ij->task, ij->rescue + offsetof(struct inject_rescue, gil_release), v, sizeof(v));
+	mem_write(ij->task, ij->rescue + offsetof(struct inject_rescue, gil_mode), &mode,
+		  sizeof(mode));
+}
+
+void inject_rescue_swap(struct injector *ij, uint64_t swap_fn, uint64_t back_to)
+{
+	uint64_t v[2] = {swap_fn, back_to};
+
+	if (ij->rescue)
+		mem_write(ij->task, ij->rescue + offsetof(struct inject_rescue, swap_fn), v,
+			  sizeof(v));
+}
+
+void inject_rescue_leave(struct injector *ij, uint64_t leave_fn, uint64_t tstate)
+{
+	uint64_t v[2] = {leave_fn, tstate};
+
+	if (ij->rescue)
+		mem_write(ij->task, ij->rescue + offsetof(struct inject_rescue, leave_fn), v,
+			  sizeof(v));
+}
+
+int inject_prepare(struct injector *ij, struct task_thread *thr)
 {
 	if (!thr->guarded) {
 		if (task_guard(ij->task, thr) < 0)
@@ -260,6 +466,9 @@ static int prepare_thread(struct injector *ij, struct task_thread *thr)
 			thr->sig = 0;
 		}
 	}
+	/* (guarded before the scratch area existed, the thread gets its record now) */
+	if (ij->rescue && ij->rescue_tid != thr->tid)
+		rescue_arm(ij, thr);
 	return task_set_sigmask(ij->task, thr, call_sigmask(ij->trap_sig));
 }
 
@@ -269,7 +478,7 @@ int inject_syscall(struct injector *ij, struct task_thread *thr, long nr, const 
 	arch_regs r;
 	int w;
 
-	if (find_syscall_insn(ij) < 0 || prepare_thread(ij, thr) < 0)
+	if (find_syscall_insn(ij) < 0 || inject_prepare(ij, thr) < 0)
 		return -1;
 	r = thr->guard_regs;
 	arch_set_syscall(&r, nr, args, nargs);
@@ -344,7 +553,8 @@ int inject_setup(struct injector *ij, struct task_thread *thr)
 	ij->data = addr + INJECT_CODE_SIZE;
 
 	memset(code, 0xcc, sizeof(code)); /* anything we do not mean to run traps */
-	stub_len = inject_ret_stub_code(code, sizeof(code), ij->trap_sig);
+	ij->rescue = ij->data + INJECT_RESCUE_OFFSET;
+	stub_len = inject_ret_stub_code(code, sizeof(code), ij->trap_sig, addr, ij->rescue);
 	ij->ret_stub = addr;
 	n = (stub_len + 15) & ~(size_t)15;
 	ij->pending_tramp = addr + n;
@@ -381,6 +591,8 @@ int inject_teardown(struct injector *ij, struct task_thread *thr)
 	if (inject_syscall(ij, thr, __NR_munmap, args, 2, &r) < 0)
 		return -1;
 	ij->scratch = 0;
+	ij->rescue = 0;
+	ij->rescue_tid = 0;
 	return r ? error("cannot unmap pyleakdb's memory in the target") : 0;
 }
 
@@ -388,7 +600,7 @@ int inject_put(struct injector *ij, size_t off, const void *buf, size_t len, uin
 {
 	if (!ij->scratch)
 		BUG("inject_put before inject_setup");
-	if (off > INJECT_DATA_SIZE || len > INJECT_DATA_SIZE - off)
+	if (off > INJECT_RESCUE_OFFSET || len > INJECT_RESCUE_OFFSET - off)
 		return error("%zu bytes do not fit in pyleakdb's %u KiB buffer in the target", len,
 			     INJECT_DATA_SIZE / 1024);
 	*addr = ij->data + off;
@@ -410,9 +622,10 @@ static int is_fault(int sig)
 
 int inject_finish(struct injector *ij, struct task_thread *thr)
 {
-	(void)ij;
 	/* our trap signal is consumed; a real one we held back goes out on resume */
 	thr->sig = 0;
+	if (ij->rescue_tid == thr->tid)
+		rescue_disarm(ij);
 	return task_unguard(ij->task, thr);
 }
 
@@ -442,7 +655,7 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 		BUG("inject_call before inject_setup");
 	if (nargs > ARCH_MAX_CALL_ARGS)
 		BUG("remote call with %d arguments", nargs);
-	if (prepare_thread(ij, thr) < 0)
+	if (inject_prepare(ij, thr) < 0)
 		return -1;
 	describe_fn(ij, fn, name, sizeof(name));
 	snprintf(what, sizeof(what), "running %s in thread %d", name, thr->tid);

@@ -408,6 +408,26 @@ wait:
 	return check_pending_thread(ij, pi, sp);
 }
 
+/*
+ * PyGILState_Ensure on the safe point's thread.  Its rescue learns first to
+ * release whatever the call returns, then the state itself: pyleakdb killed
+ * at any moment, the thread gives the GIL back by itself.
+ */
+static int take_gil(struct injector *ij, const struct pyapi *api, struct safepoint *sp)
+{
+	if (inject_prepare(ij, sp->thr) < 0) {
+		inject_finish(ij, sp->thr);
+		return -1;
+	}
+	inject_rescue_gil(ij, 2, api->gil_release, 0);
+	if (inject_call(ij, sp->thr, api->gil_ensure, NULL, 0, &sp->gstate) < 0) {
+		inject_finish(ij, sp->thr);
+		return -1;
+	}
+	inject_rescue_gil(ij, 1, api->gil_release, sp->gstate);
+	return 0;
+}
+
 int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *unw,
 		    const struct pyapi *api, struct safepoint *sp)
 {
@@ -446,11 +466,7 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 		sp->thr = thr;
 		snprintf(sp->where, sizeof(sp->where), "thread %d, stopped at a breakpoint",
 			 thr->tid);
-		if (inject_call(ij, thr, api->gil_ensure, NULL, 0, &sp->gstate) < 0) {
-			inject_finish(ij, thr);
-			return -1;
-		}
-		return 0;
+		return take_gil(ij, api, sp);
 	}
 	thr = pick_blocked(pi, unw, pts, npts, sp);
 	debug("safe point: %s", thr ? sp->where : "none blocked; queueing a pending call");
@@ -460,11 +476,7 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 		free(pts);
 		if (inject_setup(ij, thr) < 0)
 			return -1;
-		if (inject_call(ij, thr, api->gil_ensure, NULL, 0, &sp->gstate) < 0) {
-			inject_finish(ij, thr);
-			return -1;
-		}
-		return 0;
+		return take_gil(ij, api, sp);
 	}
 	ret = enter_pending(ij, pi, api, pts, npts, sp);
 	free(pts);
@@ -507,6 +519,7 @@ int safepoint_leave(struct injector *ij, const struct pyapi *api, struct safepoi
 	if (sp->kind == SAFEPOINT_BLOCKED) {
 		uint64_t arg = sp->gstate, r;
 
+		inject_rescue_gil(ij, 0, 0, 0); /* released below, never twice */
 		if (inject_call(ij, sp->thr, api->gil_release, &arg, 1, &r) < 0)
 			ret = -1;
 	}

@@ -27,7 +27,6 @@
 #define WAIT_SLICE_US (50 * 1000)
 /* Re-scans of /proc/PID/task before we accept the thread list as stable. */
 #define ATTACH_SCAN_MAX 100
-#define XSTATE_MAX	(16 * 1024)
 
 #define SEIZE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
 
