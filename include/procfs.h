@@ -19,6 +19,8 @@ int proc_rss_fd(int fd, uint64_t *bytes);
  * *from says which.
  */
 int proc_memory_limit(pid_t pid, uint64_t *bytes, const char **from);
+/* Time a thread has spent on a CPU, in nanoseconds (/proc/PID/task/TID/schedstat). */
+int proc_thread_cpu_ns(pid_t pid, pid_t tid, uint64_t *ns);
 /*
  * Line `line` (from 1) of a source file as the process sees it (through
  * /proc/PID/root), without its newline: a malloc'ed string, or NULL when
