@@ -3,6 +3,7 @@
  * safepoint: choosing where running Python in the target is safe, and
  * getting there.  See include/safepoint.h and doc/design.md.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,9 @@
 #define FUTEX_LOOKUP_FRAMES 12
 /* The trampoline's tail after its trap is three instructions: a few steps more is wrong. */
 #define TRAMPOLINE_STEPS_MAX 16
+/* While the pending call waits: how often to look whether the main thread went to wait on
+ * a Python lock, where it would never reach the call unless kicked. */
+#define KICK_EVERY_US (100 * 1000)
 /* Where the trampoline's control block lives in the data area. */
 #define CTL_OFFSET 0
 
@@ -264,15 +268,45 @@ static int check_pending_thread(struct injector *ij, struct pyinterp *pi, struct
 		     sp->thr->tid, holder);
 }
 
+/*
+ * The main thread waits on a Python lock (Event.wait, join, a queue): the
+ * pending call would wait as long.  Its futex wait is made to return EINTR,
+ * as a signal would: CPython then runs its pending calls, ours among them,
+ * and waits again for what time is left.  1 if it was kicked.
+ */
+static int kick_lock_wait(struct pyinterp *pi, struct unwinder *unw, struct pythread *mainpt,
+			  struct task_thread *mainthr)
+{
+	arch_regs regs;
+	long nr;
+
+	if (mainthr->state != THR_STOPPED || mainpt->holds_gil ||
+	    task_get_regs(pi->task, mainthr, &regs) < 0)
+		return 0;
+	nr = arch_orig_syscall(&regs);
+	if ((nr != __NR_futex && nr != __NR_restart_syscall) ||
+	    !futex_is_python_wait(pi, unw, mainthr, mainpt->interp))
+		return 0;
+	regs.rax = (uint64_t)-EINTR;
+	arch_clear_syscall_restart(&regs);
+	if (task_set_regs(pi->task, mainthr, &regs) < 0)
+		return 0;
+	debug("the main thread (%d) waits on a Python lock: interrupted, so that it runs "
+	      "pending calls",
+	      mainthr->tid);
+	return 1;
+}
+
 /* Queue our trampoline as a pending call and let the main thread run into it. */
-static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct pyapi *api,
-			 struct pythread *pts, size_t npts, struct safepoint *sp)
+static int enter_pending(struct injector *ij, struct pyinterp *pi, struct unwinder *unw,
+			 const struct pyapi *api, struct pythread *pts, size_t npts,
+			 struct safepoint *sp)
 {
 	struct task *t = pi->task;
 	struct pythread *mainpt = main_pythread(pts, npts);
 	struct task_thread *caller = NULL, *mainthr;
 	struct inject_tramp_ctl ctl = {0};
-	uint64_t ctl_addr, args[2], r, start, last_progress = 0;
+	uint64_t ctl_addr, args[2], r, start, last_progress = 0, last_kick;
 	sigset_t catch;
 	int said = 0;
 
@@ -343,14 +377,14 @@ static int enter_pending(struct injector *ij, struct pyinterp *pi, const struct 
 wait:
 	sigemptyset(&catch);
 	sigaddset(&catch, ij->trap_sig);
-	start = now_us();
+	start = last_kick = now_us();
 	if (task_resume_all(t) < 0)
 		return -1;
 	for (;;) {
 		struct task_event ev;
 		arch_regs regs;
 
-		if (task_wait(t, &catch, 100 * 1000, &ev) < 0)
+		if (task_wait(t, &catch, KICK_EVERY_US, &ev) < 0)
 			return -1;
 		if (ev.kind == TEV_EXITED) {
 			char why[64];
@@ -373,6 +407,23 @@ wait:
 				said = 1;
 			}
 			inject_progress(ij, "waiting for a safe point", start, &last_progress);
+			if (now_us() - last_kick >= KICK_EVERY_US) {
+				struct pythread *now_pts;
+				size_t now_n;
+
+				last_kick = now_us();
+				if (task_stop_all(t) < 0)
+					return -1;
+				if (py_threads(pi, &now_pts, &now_n) == 0) {
+					struct pythread *m = main_pythread(now_pts, now_n);
+
+					if (m && m->tid == mainthr->tid)
+						kick_lock_wait(pi, unw, m, mainthr);
+					free(now_pts);
+				}
+				if (task_resume_all(t) < 0)
+					return -1;
+			}
 			if ((int64_t)(now_us() - start) > ij->safepoint_timeout_us) {
 				task_stop_all(t);
 				return error(
@@ -478,7 +529,7 @@ int safepoint_enter(struct injector *ij, struct pyinterp *pi, struct unwinder *u
 			return -1;
 		return take_gil(ij, api, sp);
 	}
-	ret = enter_pending(ij, pi, api, pts, npts, sp);
+	ret = enter_pending(ij, pi, unw, api, pts, npts, sp);
 	free(pts);
 	return ret;
 }

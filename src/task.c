@@ -543,8 +543,19 @@ static int seize(struct task *t, pid_t tid)
 	}
 	if (errno == ESRCH)
 		return 0; /* the thread exited between the scan and the seize */
-	if (errno == EPERM)
+	if (errno == EPERM) {
+		char buf[32];
+
+		/* created by a thread we had seized already: it is ours from birth, and its
+		 * clone event is still on its way */
+		if (read_status_field(tid, "TracerPid", buf, sizeof(buf)) == 0 &&
+		    atol(buf) == (long)getpid()) {
+			if (!task_thread_by_tid(t, tid))
+				add_thread(t, tid)->is_new = 1;
+			return 1;
+		}
 		return explain_eperm(t->pid);
+	}
 	return error("cannot attach to thread %d of process %d: %s", tid, t->pid, strerror(errno));
 }
 

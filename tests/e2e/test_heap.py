@@ -660,6 +660,26 @@ def test_eval_exec(python, target, pyleakdb):
     h.assert_clean()
 
 
+def test_eval_reaches_a_main_thread_that_went_to_wait(python, target, pyleakdb):
+    """Attached while the main thread runs C code, pyleakdb queues a pending
+    call; the main thread then blocks on a lock without crossing a bytecode
+    boundary.  pyleakdb interrupts that wait so the call runs long before the
+    safe-point timeout, and the wait goes on afterwards as if nothing happened."""
+    t = target("lock_after_c.py", python)
+    r, objs = run_json(pyleakdb, t.pid, "set safepoint-timeout 20s", "eval 6*7")
+    assert r.returncode == 0, r
+    res = ok(objs[1])
+    assert res["repr"] == "42", res
+    assert "between two bytecodes" in res["safe_point"], res
+    # the lock wait resumed: the target neither returned from it nor died
+    time.sleep(0.3)
+    assert is_alive(t.pid), t.errors()
+    assert t.popen.poll() is None
+    with open(t.out_path) as f:
+        assert "acquired" not in f.read()
+    assert_free(t.pid)
+
+
 def traceback_of(r, n=0):
     """The n-th traceback pyleakdb printed: from its first line to the exception's."""
     lines = (r.out + r.err).splitlines()
