@@ -41,11 +41,11 @@
  */
 #define RESCUE_REGS 18 /* rax rbx rcx rdx rsi rdi rbp r8-r15, rflags, rsp, rip */
 struct inject_rescue {
-	uint32_t tid; /* the guarded thread; 0: nobody to rescue */
+	uint32_t tid;	   /* the guarded thread; 0: nobody to rescue */
 	uint32_t gil_mode; /* 0: nothing; 1: release gstate; 2: release what the call returned */
 	uint64_t gil_release, gstate; /* PyGILState_Release and its argument */
-	uint64_t swap_fn, swap_ts;   /* PyThreadState_Swap(swap_ts) first, when swap_ts */
-	uint64_t leave_fn, leave_ts; /* PyThreadState_LeaveTracing(leave_ts), when leave_ts */
+	uint64_t swap_fn, swap_ts;    /* PyThreadState_Swap(swap_ts) first, when swap_ts */
+	uint64_t leave_fn, leave_ts;  /* PyThreadState_LeaveTracing(leave_ts), when leave_ts */
 	uint64_t sigmask;
 	uint64_t xsave_len; /* 0: no extended state to restore */
 	uint64_t regs[RESCUE_REGS];

@@ -83,9 +83,11 @@ json_t *cmd_describe_stop(struct session *s, const struct stop_info *st)
 			if (json_is_string(json_object_get(st->hit, "source"))) {
 				json_object_set(o, "source", json_object_get(st->hit, "source"));
 			} else {
-				/* not in the program's linecache: the file, as the program sees it */
+				/* not in the program's linecache: the file, as the program sees it
+				 */
 				char *src = proc_source_line(
-				    s->task.pid, json_string_value(json_object_get(st->hit, "file")),
+				    s->task.pid,
+				    json_string_value(json_object_get(st->hit, "file")),
 				    (int)json_integer_value(json_object_get(st->hit, "line")));
 
 				if (src)
@@ -673,11 +675,12 @@ static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 
 		target_bp = sole_source_breakpoint(s);
 		if (target_bp <= 0) {
-			error(target_bp < 0 ? "iter steps from one hit of a source breakpoint to the "
-					      "next, and there are several: 'continue' to the one "
-					      "to step first"
-					    : "iter steps from one hit of a source breakpoint to the "
-					      "next; set one with 'break FILE:LINE' first");
+			error(target_bp < 0
+				  ? "iter steps from one hit of a source breakpoint to the "
+				    "next, and there are several: 'continue' to the one "
+				    "to step first"
+				  : "iter steps from one hit of a source breakpoint to the "
+				    "next; set one with 'break FILE:LINE' first");
 			goto fail;
 		}
 		if (run_to(s, target_bp, &st) < 0)

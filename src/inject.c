@@ -156,7 +156,7 @@ size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig, uint64_t at, uint
 	emit_mov_eax(&e, __NR_gettid);
 	emit_syscall(&e);
 	emit_riprel(&e, "\x3b", 1, 0, at, RESCUE(tid)); /* cmp eax, [tid] */
-	emit(&e, "\x0f\x85", 2);			   /* jne park (rel32) */
+	emit(&e, "\x0f\x85", 2);			/* jne park (rel32) */
 	to_park = e.pos;
 	emit_imm32(&e, 0);
 	/* the stack is 16-byte aligned here (the call's return address was popped) */
@@ -171,7 +171,7 @@ size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig, uint64_t at, uint
 	emit_riprel(&e, "\xff", 1, 2, at, RESCUE(leave_fn)); /* call [leave_fn] */
 	patch_jump(&e, no_leave);
 	emit_riprel(&e, "\x8b", 1, 0, at, RESCUE(gil_mode)); /* mov eax, [gil_mode] */
-	emit(&e, "\x85\xc0", 2);			      /* test eax, eax */
+	emit(&e, "\x85\xc0", 2);			     /* test eax, eax */
 	no_gil = emit_jump(&e, 0x74);
 	emit_load(&e, 7, at, RESCUE(gstate)); /* mov rdi, [gstate] */
 	emit(&e, "\x83\xf8\x02", 3);	      /* cmp eax, 2 */
@@ -185,15 +185,15 @@ size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig, uint64_t at, uint
 	emit_u8(&e, 0xbf); /* mov edi, SIG_SETMASK */
 	emit_imm32(&e, SIG_SETMASK);
 	emit_riprel(&e, "\x48\x8d", 2, 6, at, RESCUE(sigmask)); /* lea rsi, [sigmask] */
-	emit(&e, "\x31\xd2", 2);				 /* xor edx, edx */
-	emit(&e, "\x41\xba\x08\x00\x00\x00", 6);		 /* mov r10d, 8 */
+	emit(&e, "\x31\xd2", 2);				/* xor edx, edx */
+	emit(&e, "\x41\xba\x08\x00\x00\x00", 6);		/* mov r10d, 8 */
 	emit_syscall(&e);
 	/* the extended state, every component the area holds */
 	emit_load(&e, 0, at, RESCUE(xsave_len)); /* mov rax, [xsave_len] */
 	emit(&e, "\x48\x85\xc0", 3);		 /* test rax, rax */
 	no_xsave = emit_jump(&e, 0x74);
-	emit(&e, "\xb8\xff\xff\xff\xff", 5);		      /* mov eax, -1 */
-	emit(&e, "\xba\xff\xff\xff\xff", 5);		      /* mov edx, -1 */
+	emit(&e, "\xb8\xff\xff\xff\xff", 5);			  /* mov eax, -1 */
+	emit(&e, "\xba\xff\xff\xff\xff", 5);			  /* mov edx, -1 */
 	emit_riprel(&e, "\x48\x0f\xae", 3, 5, at, RESCUE(xsave)); /* xrstor64 [xsave] */
 	patch_jump(&e, no_xsave);
 	/* flags, then the registers (mov leaves the flags alone), the stack, the PC */
@@ -201,7 +201,7 @@ size_t inject_ret_stub_code(uint8_t *out, size_t len, int sig, uint64_t at, uint
 	emit_u8(&e, 0x9d);				     /* popfq */
 	for (size_t i = 0; i < ARRAY_SIZE(gprs); i++)
 		emit_load(&e, gprs[i], at, RESCUE(regs[i]));
-	emit_load(&e, 4, at, RESCUE(regs[16]));		      /* mov rsp, [rsp] */
+	emit_load(&e, 4, at, RESCUE(regs[16]));		     /* mov rsp, [rsp] */
 	emit_riprel(&e, "\xff", 1, 4, at, RESCUE(regs[17])); /* jmp [rip] */
 
 	park = e.pos;
@@ -407,8 +407,8 @@ static void rescue_arm(struct injector *ij, struct task_thread *thr)
 	}
 	/* the thread id last, once the rest is in place */
 	if (mem_write(ij->task, ij->rescue + head, rec->xsave, rec->xsave_len) < 0 ||
-	    mem_write(ij->task, ij->rescue + sizeof(uint32_t),
-		      (char *)rec + sizeof(uint32_t), head - sizeof(uint32_t)) < 0 ||
+	    mem_write(ij->task, ij->rescue + sizeof(uint32_t), (char *)rec + sizeof(uint32_t),
+		      head - sizeof(uint32_t)) < 0 ||
 	    mem_write(ij->task, ij->rescue, &thr->tid, sizeof(uint32_t)) < 0)
 		warning("cannot write pyleakdb's rescue record into the target");
 	else

@@ -172,7 +172,7 @@ static void add_shell_word(struct strbuf *sb, const char *w)
 {
 	sb_addc(sb, ' ');
 	if (*w && !w[strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-			    "@%_+=:,./-")]) {
+			       "@%_+=:,./-")]) {
 		sb_adds(sb, w);
 		return;
 	}

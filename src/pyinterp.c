@@ -164,14 +164,16 @@ int pyinterp_precheck(pid_t pid)
 		char *c = escape_dup(comm, strlen(comm));
 
 		if (!state)
-			ret = error("no process with PID %d (it has exited); check the PID with 'ps'",
-				    pid);
+			ret = error(
+			    "no process with PID %d (it has exited); check the PID with 'ps'", pid);
 		else if (state == 'Z' || state == 'X')
-			ret = error("process %d (%s) has exited (a zombie until its parent reaps it); "
-				    "there is nothing left to attach to",
-				    pid, c);
+			ret = error(
+			    "process %d (%s) has exited (a zombie until its parent reaps it); "
+			    "there is nothing left to attach to",
+			    pid, c);
 		else
-			ret = error("process %d (%s) is a kernel thread, not a Python process", pid, c);
+			ret = error("process %d (%s) is a kernel thread, not a Python process", pid,
+				    c);
 		free(c);
 	} else if (!m) {
 		char *e = escape_dup(exe, strlen(exe)), *c = escape_dup(comm, strlen(comm));
