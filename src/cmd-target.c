@@ -91,8 +91,12 @@ static int cmd_detach(struct cmd_ctx *ctx, int argc, char **argv)
 		session_detach(ctx->s);
 		return error("the process is gone");
 	}
-	if (session_detach(ctx->s) < 0)
+	if (session_detach(ctx->s) < 0) {
+		/* detached all the same, with something left behind */
+		if (!ctx->s->attached)
+			json_object_set_new(out_result(), "detached", json_integer(pid));
 		return -1;
+	}
 	json_object_set_new(out_result(), "detached", json_integer(pid));
 	return 0;
 }

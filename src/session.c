@@ -294,18 +294,24 @@ fail:
 
 int session_detach(struct session *s)
 {
-	int ret;
+	int ret, left = 0;
 
 	if (!s->attached)
 		return error("not attached to any process");
 	/* hooks out first, then the agent they belong to */
 	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 && bp_remove_all(s) < 0)
-		warning("pyleakdb could not remove its breakpoints from process %d", s->task.pid);
+		left = 1;
 	bpset_release(&s->bps);
 	if (s->python_ok && !s->task.gone && task_stop_all(&s->task) == 0 &&
 	    agent_release(&s->agent) < 0)
-		warning("pyleakdb could not remove everything it put in process %d", s->task.pid);
+		left = 1;
+	if (left)
+		error("pyleakdb could not remove everything it put in process %d (see above); it "
+		      "detached anyway and the process runs on",
+		      s->task.pid);
 	ret = task_detach(&s->task);
+	if (left)
+		ret = -1;
 	unwinder_destroy(s->unw);
 	s->unw = NULL;
 	if (s->python_ok)
