@@ -262,8 +262,11 @@ def test_top(python, target, pyleakdb):
     assert r.returncode == 0, r
     assert re.search(r"^TYPE\s+COUNT\s+SIZE$", r.out, re.M), r
     assert len(re.findall(r"^__main__\.Alpha\s+%d\s+[\d.]+ [KM]iB$" % N_ALPHA, r.out, re.M)) == 2, r
-    shown = [int(x, 16) for x in re.findall(r"^\s+(0x[0-9a-f]+)\s", r.out, re.M)]
+    # each sample with a handle to name it by in later commands ($1 ...)
+    found = re.findall(r"^\s+\$(\d+)\s+(0x[0-9a-f]+)\s", r.out, re.M)
+    shown = [int(x, 16) for _, x in found]
     assert len(shown) == 3 and set(shown) <= ids, r
+    assert len(set(n for n, _ in found)) == 3, r
     h.assert_clean()
 
 
