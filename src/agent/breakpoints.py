@@ -12,8 +12,9 @@
 # A hit raises pyleakdb's trap signal at the hitting thread.  Traced, the
 # thread stops there, inside this file with the GIL held: a safe point.
 # pyleakdb acknowledges the hit before letting the thread go.  If nobody
-# acknowledged it, pyleakdb is gone (killed): every hook removes itself and
-# the program goes on unhindered.  The signal is one the target ignores.
+# acknowledged it and nobody traces us, pyleakdb is gone (killed): every hook
+# removes itself and the program goes on unhindered.  The signal is one the
+# target ignores.
 
 import _signal
 import _thread
@@ -413,8 +414,11 @@ def _fire(frame, ids):
         _bp["hits"].pop(ident, None)
         if _current["frame"] is frame:
             _current["frame"] = None
-    if not record["acked"]:
-        # nobody stopped us: pyleakdb is gone; take every hook out and carry on
+    if not record["acked"] and not _traced():
+        # nobody stopped us: pyleakdb is gone; take every hook out and carry on.  (Still
+        # traced, pyleakdb let the signal through while busy with a call of its own in
+        # another thread, the program's other threads running meanwhile: the hit is let
+        # go, the hooks stay.)
         _abandon()
 
 
