@@ -554,6 +554,10 @@ static int seize(struct task *t, pid_t tid)
 				add_thread(t, tid)->is_new = 1;
 			return 1;
 		}
+		/* the kernel refuses a thread that is exiting: it is as good as gone */
+		if (tid != t->pid && (read_status_field(tid, "State", buf, sizeof(buf)) < 0 ||
+				      buf[0] == 'Z' || buf[0] == 'X'))
+			return 0;
 		return explain_eperm(t->pid);
 	}
 	return error("cannot attach to thread %d of process %d: %s", tid, t->pid, strerror(errno));
