@@ -207,8 +207,10 @@ int main(int argc, char **argv)
 		char line[64];
 
 		snprintf(line, sizeof(line), "attach %d", o.pid);
-		if (cmd_execute_fn(&ctx, line, "attach", start_attach, &o.pid) < 0)
+		if (cmd_execute_fn(&ctx, line, "attach", start_attach, &o.pid) < 0) {
+			free(o.items);
 			return 1;
+		}
 	} else if (o.run_argv) {
 		struct strbuf line = STRBUF_INIT;
 
@@ -217,6 +219,7 @@ int main(int argc, char **argv)
 			add_shell_word(&line, *a);
 		if (cmd_execute_fn(&ctx, sb_str(&line), "run", start_run, o.run_argv) < 0) {
 			sb_release(&line);
+			free(o.items);
 			return 1;
 		}
 		sb_release(&line);

@@ -210,7 +210,7 @@ int modules_build(pid_t pid, const struct maps *m, struct modules *out)
 
 void modules_release(struct modules *mods)
 {
-	/* symbol tables belong to the cache below, not to the modules */
+	/* symbol tables belong to the cache of symtab_open_cached, not to the modules */
 	for (size_t i = 0; i < mods->n; i++)
 		free(mods->v[i].path);
 	free(mods->v);
@@ -277,6 +277,55 @@ static void compute_bias(struct module *mod)
 	mod->bias_known = 1;
 }
 
+/*
+ * Symbol tables, read once per file for the life of pyleakdb: the modules
+ * are rebuilt at every attach and after every continue, the files behind
+ * them rarely change.  A file is known by what stat() says of it, so the
+ * same library seen through two paths (/proc/PID/root/..., map_files) is
+ * read once, and a file replaced in place is read again.
+ */
+struct symtab_file {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct symtab *st;
+};
+
+static struct symtab_file *symtab_files;
+static size_t nsymtab_files, symtab_files_cap;
+
+static struct symtab *symtab_open_cached(const char *path)
+{
+	struct stat sb;
+	struct symtab *st;
+
+	if (stat(path, &sb) < 0)
+		return NULL;
+	for (size_t i = 0; i < nsymtab_files; i++) {
+		struct symtab_file *f = &symtab_files[i];
+
+		if (f->dev == sb.st_dev && f->ino == sb.st_ino && f->size == sb.st_size &&
+		    f->mtime.tv_sec == sb.st_mtim.tv_sec && f->mtime.tv_nsec == sb.st_mtim.tv_nsec)
+			return f->st;
+	}
+	st = symtab_open(path);
+	if (!st)
+		return NULL;
+	if (nsymtab_files == symtab_files_cap) {
+		symtab_files_cap = symtab_files_cap ? 2 * symtab_files_cap : 16;
+		symtab_files = xrealloc(symtab_files, symtab_files_cap * sizeof(*symtab_files));
+	}
+	symtab_files[nsymtab_files++] = (struct symtab_file){
+	    .dev = sb.st_dev,
+	    .ino = sb.st_ino,
+	    .size = sb.st_size,
+	    .mtime = sb.st_mtim,
+	    .st = st,
+	};
+	return st;
+}
+
 struct symtab *module_symtab(struct modules *mods, struct module *mod)
 {
 	char path[PATH_MAX + 64];
@@ -286,13 +335,13 @@ struct symtab *module_symtab(struct modules *mods, struct module *mod)
 	mod->symtab_tried = 1;
 	module_open_path(mods, mod, path, sizeof(path));
 	error_quiet(1);
-	mod->symtab = symtab_open(path);
+	mod->symtab = symtab_open_cached(path);
 	if (!mod->symtab) {
 		/* a file replaced since it was mapped: map_files still has the original */
 		/* map_files names one mapping: the first one's start and end */
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, mods->pid,
 			 mod->first_map_start, mod->first_map_end);
-		mod->symtab = symtab_open(path);
+		mod->symtab = symtab_open_cached(path);
 	}
 	error_quiet(0);
 	if (mod->symtab)
