@@ -79,7 +79,7 @@ static int cmd_x(struct cmd_ctx *ctx, int argc, char **argv)
 	struct session *s = ctx->s;
 	uint64_t addr, n = X_DEFAULT_BYTES;
 	unsigned char *buf;
-	json_t *r = out_result(), *lines = json_array(), *sym;
+	json_t *r = out_result(), *lines, *sym;
 
 	session_settle(s); /* $pc and $sp as the program has them */
 	if (parse_address(s, argv[0], &addr) < 0)
@@ -88,6 +88,7 @@ static int cmd_x(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_usage_error(ctx->cmd, "not a byte count: \"%s\"", esc(argv[1]));
 	if (n > X_MAX_BYTES)
 		return error("at most %d bytes at a time", X_MAX_BYTES);
+	lines = json_array();
 	buf = xmalloc(n);
 	if (mem_read(&s->task, addr, buf, n) < 0) {
 		free(buf);
