@@ -38,7 +38,8 @@ _bp = {
 _rss_cell = bytes(16)
 _current = {"frame": None}
 _life = {"calls": 0, "beat": -1, "since": 0.0}
-# how often the hooks look for pyleakdb's heartbeat, and how long a silence means it is gone
+# how often the trace function's calls look for pyleakdb's heartbeat (a watched place
+# looks every time), and how long a silence means it is gone
 _CHECK_EVERY = 4096
 _SILENCE = 2.0
 
@@ -80,8 +81,11 @@ def _check_alive():
     if beat != _life["beat"]:
         _life["beat"] = beat
         _life["since"] = now
-    elif now - _life["since"] > _SILENCE and not _traced():
-        _abandon()
+    elif now - _life["since"] > _SILENCE:
+        if _traced():
+            _life["since"] = now  # only quiet (at the prompt, or busy): look again later
+        else:
+            _abandon()
 
 
 def rss_cell():
@@ -387,11 +391,11 @@ def _cond_true(bpid, cond, frame):
 def _fire(frame, ids):
     """A watched place ran: check the conditions, and stop for pyleakdb."""
     fired = []
-    _life["calls"] += 1
-    if _life["calls"] % _CHECK_EVERY == 0:
-        _check_alive()
-        if not _bp["armed"]:
-            return
+    # at every watched place, not every _CHECK_EVERY: with sys.monitoring nothing else
+    # runs a hook, and a watched line may run only a few times a second
+    _check_alive()
+    if not _bp["armed"]:
+        return
     for bpid in ids:
         if not _bp["enabled"].get(bpid):
             continue
