@@ -127,6 +127,9 @@ void task_signals_init(void);
 /* Set by SIGINT; task_wait() turns it into TEV_INTERRUPTED. Clear after handling. */
 extern volatile sig_atomic_t task_sigint;
 int task_take_sigint(void);
+/* How many times Ctrl-C was pressed so far, taken or not: a remote call that was running
+ * takes the first one only to ask, and a command that loops must still end. */
+int task_sigint_count(void);
 
 void task_init(struct task *t);
 /* Seize every thread of pid and stop them all.  -1 with an error saying why (and what to do). */

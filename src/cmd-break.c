@@ -654,7 +654,7 @@ static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 	struct until until = {0};
 	uint64_t n = ITER_DEFAULT;
 	json_t *r = out_result(), *iterations = json_array(), *reply = NULL;
-	int target_bp = s->bps.last_hit_id, have_n = 0;
+	int target_bp = s->bps.last_hit_id, have_n = 0, sigints = task_sigint_count();
 
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--until")) {
@@ -739,8 +739,15 @@ static int cmd_iter(struct cmd_ctx *ctx, int argc, char **argv)
 			done = 1;
 		out_event(json_incref(line), render_iteration);
 		json_array_append_new(iterations, line);
-		if (done || task_take_sigint())
+		if (done)
 			break;
+		/* Ctrl-C outside the run to the breakpoint (a census call only asks) ends it too */
+		if (task_take_sigint() || task_sigint_count() != sigints) {
+			struct stop_info intr = {.kind = STOPPED_INTERRUPT};
+
+			json_object_set_new(r, "stop", cmd_describe_stop(s, &intr));
+			break;
+		}
 	}
 done:
 	json_object_set_new(r, "iterations", iterations);

@@ -31,10 +31,16 @@
 #define SEIZE_OPTIONS (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
 
 volatile sig_atomic_t task_sigint;
+static volatile sig_atomic_t sigint_count;
 static volatile sig_atomic_t in_emergency;
 /* The task the emergency path restores: there is only ever one. */
 static struct task *current_task;
 static sigset_t wait_blocked; /* signals held while we are between ppoll()s */
+
+int task_sigint_count(void)
+{
+	return sigint_count;
+}
 
 int task_take_sigint(void)
 {
@@ -134,6 +140,7 @@ static void on_sigint(int sig)
 {
 	(void)sig;
 	task_sigint = 1;
+	sigint_count++;
 }
 
 static void on_wake(int sig)
