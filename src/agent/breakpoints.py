@@ -37,7 +37,7 @@ _bp = {
 # polled, and a heartbeat it bumps at least ten times a second
 _rss_cell = bytes(16)
 _current = {"frame": None}
-_life = {"calls": 0, "beat": -1, "since": 0.0}
+_life = {"beat": -1, "since": 0.0}
 # how often the trace function's calls look for pyleakdb's heartbeat (a watched place
 # looks every time), and how long a silence means it is gone
 _CHECK_EVERY = 4096
@@ -229,7 +229,10 @@ def bp_delete(bpid):
     _bp["enabled"].pop(bpid, None)
     for key in [k for k in _bp["condfns"] if k[0] == bpid]:
         del _bp["condfns"][key]
-    _bp["codes"] = set(k[0] for k in _bp["lines"]) | set(_bp["funcs"])
+    # in place: the trace function holds this very set
+    codes = set(k[0] for k in _bp["lines"]) | set(_bp["funcs"])
+    _bp["codes"].intersection_update(codes)
+    _bp["codes"].update(codes)
     return {}
 
 
@@ -339,7 +342,7 @@ def _forget_everything():
     bp_disarm()
     _bp["lines"].clear()
     _bp["funcs"].clear()
-    _bp["codes"] = set()
+    _bp["codes"].clear()
     _bp["hits"].clear()
     _bp["condfns"].clear()
     _current["frame"] = None
@@ -436,27 +439,44 @@ def _abandon():
         sys.settrace(None)
 
 
-def _tracer(frame, event, arg):
-    if not _bp["armed"]:
-        # disarmed (or abandoned): this thread stops tracing at its next call
-        if sys.gettrace() is _tracer:
-            sys.settrace(None)
-        return None
-    co = frame.f_code
-    if event == "call":
-        _life["calls"] += 1
-        if _life["calls"] % _CHECK_EVERY == 0:
-            _check_alive()
-            if not _bp["armed"]:
+def _make_tracer():
+    codes = _bp["codes"]  # the very set breakpoints update in place
+    left = _CHECK_EVERY
+
+    def tracer(frame, event, arg):
+        nonlocal left
+        # the call of an unwatched function is by far the most frequent event: it
+        # costs a set lookup, and every _CHECK_EVERY of them a look at pyleakdb
+        if event == "call" and frame.f_code not in codes:
+            left -= 1
+            if left:
                 return None
-        if co in _bp["funcs"]:
-            _fire(frame, _bp["funcs"][co])
-        return _tracer if co in _bp["codes"] else None
-    if event == "line":
-        ids = _bp["lines"].get((co, frame.f_lineno))
-        if ids:
-            _fire(frame, ids)
-    return _tracer
+            left = _CHECK_EVERY
+            if _bp["armed"]:
+                _check_alive()
+            if not _bp["armed"] and sys.gettrace() is tracer:
+                sys.settrace(None)
+            return None
+        if not _bp["armed"]:
+            # disarmed (or abandoned): this thread stops tracing at its next call
+            if sys.gettrace() is tracer:
+                sys.settrace(None)
+            return None
+        co = frame.f_code
+        if event == "call":
+            if co in _bp["funcs"]:
+                _fire(frame, _bp["funcs"][co])
+            return tracer if co in codes else None
+        if event == "line":
+            ids = _bp["lines"].get((co, frame.f_lineno))
+            if ids:
+                _fire(frame, ids)
+        return tracer
+
+    return tracer
+
+
+_tracer = _make_tracer()
 
 
 def _on_line(code, line):
