@@ -19,6 +19,10 @@
 
 /* How long the run loop sleeps when no RSS breakpoint needs polling. */
 #define IDLE_SLICE_US (100 * 1000)
+/* The longest sleep between two looks at the RSS while an RSS breakpoint is armed. */
+#define RSS_SLICE_MAX_US (10 * 1000)
+/* How fast, in bytes per microsecond, a target is assumed able to grow (4 GiB/s). */
+#define RSS_FAST_RATE 4295
 #define PERCENT_MAX   1000
 
 void bpset_init(struct bpset *b)
@@ -576,10 +580,42 @@ static pid_t busy_thread(struct session *s, const struct cpu_sample *before, siz
 	return tid ? tid : s->task.pid;
 }
 
+/*
+ * How long to sleep before the next look at the RSS.  Each look costs a
+ * wake-up of pyleakdb (tens of microseconds of CPU).  Far below every armed
+ * threshold there is no hurry: the target cannot reach the nearest one before
+ * distance / rate, rate being RSS_FAST_RATE or twice the fastest growth seen,
+ * so the next look may wait that long, up to RSS_SLICE_MAX_US.  Near one, the
+ * user's interval.  The overshoot stays what the interval gives, and the CPU
+ * pyleakdb burns while a leak is still far from its threshold is small.
+ */
+static int64_t rss_slice(const struct bpset *b, uint64_t rss, uint64_t fastest)
+{
+	uint64_t near = UINT64_MAX,
+		 rate = fastest > RSS_FAST_RATE / 2 ? 2 * fastest : RSS_FAST_RATE;
+	uint64_t us;
+
+	if (!rss)
+		return (int64_t)b->rss_interval_us; /* not looked at yet */
+	for (size_t i = 0; i < b->n; i++) {
+		const struct breakpoint *bp = &b->v[i];
+
+		if (bp->kind == BP_RSS && bp->enabled && bp->rss_armed && bp->threshold > rss &&
+		    bp->threshold - rss < near)
+			near = bp->threshold - rss;
+	}
+	us = near / rate;
+	if (us > RSS_SLICE_MAX_US)
+		us = RSS_SLICE_MAX_US;
+	if (us < b->rss_interval_us)
+		us = b->rss_interval_us;
+	return (int64_t)us;
+}
+
 int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 {
 	struct task *t = &s->task;
-	uint64_t start = now_us(), rss = 0;
+	uint64_t start = now_us(), rss = 0, rss_at = 0, fastest = 0;
 	int statm = -1, need_rss = 0, ret = -1, r;
 	struct cpu_sample *cpu = NULL;
 	size_t ncpu = 0;
@@ -610,7 +646,7 @@ int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 	if (task_resume_all(t) < 0)
 		goto out;
 	for (;;) {
-		int64_t slice = need_rss ? (int64_t)s->bps.rss_interval_us : IDLE_SLICE_US;
+		int64_t slice = need_rss ? rss_slice(&s->bps, rss, fastest) : IDLE_SLICE_US;
 		struct task_event ev;
 
 		if (timeout_us >= 0) {
@@ -670,8 +706,17 @@ int bp_run(struct session *s, int64_t timeout_us, struct stop_info *stop)
 			task_poke(t, s->bps.rss_cell + sizeof(uint64_t), &s->bps.heartbeat,
 				  sizeof(s->bps.heartbeat));
 		}
-		if (statm < 0 || proc_rss_fd(statm, &rss) < 0)
-			continue;
+		{
+			uint64_t before = rss, at = now_us();
+
+			if (statm < 0 || proc_rss_fd(statm, &rss) < 0)
+				continue;
+			/* bytes per microsecond, the fastest the target grew between two looks */
+			if (before && rss > before && at > rss_at &&
+			    (rss - before) / (at - rss_at) > fastest)
+				fastest = (rss - before) / (at - rss_at);
+			rss_at = at;
+		}
 		if (s->bps.rss_cell)
 			task_poke(t, s->bps.rss_cell, &rss, sizeof(rss));
 		for (size_t i = 0; i < s->bps.n; i++) {
