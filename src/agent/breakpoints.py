@@ -440,6 +440,8 @@ def _abandon():
 
 
 def _make_tracer():
+    # the body names itself through the global, never through its own cell: a
+    # function in its own closure is a cycle that would outlive the agent
     codes = _bp["codes"]  # the very set breakpoints update in place
     left = _CHECK_EVERY
 
@@ -454,24 +456,24 @@ def _make_tracer():
             left = _CHECK_EVERY
             if _bp["armed"]:
                 _check_alive()
-            if not _bp["armed"] and sys.gettrace() is tracer:
+            if not _bp["armed"] and sys.gettrace() is _tracer:
                 sys.settrace(None)
             return None
         if not _bp["armed"]:
             # disarmed (or abandoned): this thread stops tracing at its next call
-            if sys.gettrace() is tracer:
+            if sys.gettrace() is _tracer:
                 sys.settrace(None)
             return None
         co = frame.f_code
         if event == "call":
             if co in _bp["funcs"]:
                 _fire(frame, _bp["funcs"][co])
-            return tracer if co in codes else None
+            return _tracer if co in codes else None
         if event == "line":
             ids = _bp["lines"].get((co, frame.f_lineno))
             if ids:
                 _fire(frame, ids)
-        return tracer
+        return _tracer
 
     return tracer
 
