@@ -629,6 +629,56 @@ int inject_finish(struct injector *ij, struct task_thread *thr)
 	return task_unguard(ij->task, thr);
 }
 
+/* Is the thread asleep in a futex wait (a lock, or the GIL)? */
+static int in_futex_wait(pid_t pid, pid_t tid)
+{
+	char path[64], buf[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return atol(buf) == SYS_futex;
+}
+
+/*
+ * Our call waits for the GIL, and another thread of the program keeps it:
+ * a thread that lets the GIL go around very frequent short system calls
+ * takes it back before ours wakes up, every time, and ours never gets to
+ * ask for it (CPython asks only after a whole switch interval without a
+ * release).  The other threads are stopped for a little longer than the
+ * switch interval: ours then times out and asks, and the holder, let go,
+ * hands the GIL over at its next release.  Bounded, so that a native lock
+ * one of them holds can only delay us.
+ */
+#define ASSIST_AFTER_US (200 * 1000)
+#define ASSIST_PAUSE_US (15 * 1000)
+
+static void assist_gil(struct task *t, struct task_thread *thr)
+{
+	pid_t tid = thr->tid;
+
+	if (!in_futex_wait(t->pid, tid))
+		return;
+	for (size_t i = 0; i < t->nthr; i++)
+		if (t->thr[i] != thr && !t->thr[i]->is_new && !t->thr[i]->listening)
+			task_interrupt_thread(t, t->thr[i]);
+	for (size_t i = 0; i < t->nthr; i++)
+		if (t->thr[i]->tid != tid && t->thr[i]->interrupted &&
+		    t->thr[i]->state == THR_RUNNING)
+			task_wait_thread(t, t->thr[i], 100 * 1000);
+	usleep(ASSIST_PAUSE_US);
+	thr = task_thread_by_tid(t, tid);
+	task_resume_others(t, thr);
+}
+
 static void describe_fn(struct injector *ij, uint64_t fn, char *buf, size_t len)
 {
 	const struct symbol *sym;
@@ -645,6 +695,7 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 {
 	struct task *t = ij->task;
 	uint64_t sp, start = now_us();
+	pid_t tid = thr->tid;
 	sigset_t catch;
 	arch_regs r;
 	char name[128], what[192];
@@ -700,6 +751,13 @@ int inject_call(struct injector *ij, struct task_thread *thr, uint64_t fn, const
 			return error("the target replaced its program during a call to %s", name);
 		if (ev.kind == TEV_TIMEOUT) {
 			inject_progress(ij, what, start, &last_progress);
+			if (ij->others_run && (int64_t)(now_us() - start) > ASSIST_AFTER_US) {
+				assist_gil(t, thr);
+				thr = task_thread_by_tid(t, tid);
+				if (!thr)
+					return error("thread %d ended during a call to %s", tid,
+						     name);
+			}
 			if (!warned && (int64_t)(now_us() - start) > ij->call_timeout_us) {
 				note("the call to %s in thread %d has not returned after %lld s; "
 				     "still "
