@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "procfs.h"
 #include "pyframes.h"
 
 /* The system calls a blocked Python thread is usually in, by name. */
@@ -57,25 +58,6 @@ static const char *syscall_name(long nr)
 	return NULL;
 }
 
-static void read_comm(pid_t pid, pid_t tid, char *buf, size_t len)
-{
-	char path[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(buf, len, "?");
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-	}
-}
-
 /* Every OS thread with its Python thread state, if it has one. */
 struct thread_view {
 	struct task_thread *thr;
@@ -105,7 +87,7 @@ static int snapshot(struct session *s, struct threads_snapshot *snap)
 		if (t->thr[i]->state == THR_GONE)
 			continue;
 		tv->thr = t->thr[i];
-		read_comm(t->pid, t->thr[i]->tid, tv->comm, sizeof(tv->comm));
+		proc_thread_comm(t->pid, t->thr[i]->tid, tv->comm, sizeof(tv->comm));
 		for (size_t j = 0; j < snap->npy; j++)
 			if (snap->py[j].tid == t->thr[i]->tid)
 				tv->py = &snap->py[j];

@@ -17,6 +17,7 @@
 #include "arch.h"
 #include "inject.h"
 #include "mem.h"
+#include "procfs.h"
 #include "util.h"
 
 /* Room below the red zone before the frame of a remote call. */
@@ -629,25 +630,6 @@ int inject_finish(struct injector *ij, struct task_thread *thr)
 	return task_unguard(ij->task, thr);
 }
 
-/* Is the thread asleep in a futex wait (a lock, or the GIL)? */
-static int in_futex_wait(pid_t pid, pid_t tid)
-{
-	char path[64], buf[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	return atol(buf) == SYS_futex;
-}
-
 /*
  * Our call waits for the GIL, and another thread of the program keeps it:
  * a thread that lets the GIL go around very frequent short system calls
@@ -665,8 +647,8 @@ static void assist_gil(struct task *t, struct task_thread *thr)
 {
 	pid_t tid = thr->tid;
 
-	if (!in_futex_wait(t->pid, tid))
-		return;
+	if (proc_thread_syscall(t->pid, tid) != SYS_futex)
+		return; /* not asleep in a futex wait (a lock, or the GIL) */
 	for (size_t i = 0; i < t->nthr; i++)
 		if (t->thr[i] != thr && !t->thr[i]->is_new && !t->thr[i]->listening)
 			task_interrupt_thread(t, t->thr[i]);

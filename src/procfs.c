@@ -125,22 +125,62 @@ int proc_memory_limit(pid_t pid, uint64_t *bytes, const char **from)
 	return 0;
 }
 
-int proc_thread_cpu_ns(pid_t pid, pid_t tid, uint64_t *ns)
+ssize_t proc_read_small(const char *path, char *buf, size_t len)
 {
-	char path[64], buf[128];
 	ssize_t n;
-	int fd;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
+	return n;
+}
+
+int proc_thread_cpu_ns(pid_t pid, pid_t tid, uint64_t *ns)
+{
+	char path[64], buf[128];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	if (proc_read_small(path, buf, sizeof(buf)) < 0)
+		return -1;
 	return sscanf(buf, "%" SCNu64, ns) == 1 ? 0 : -1;
+}
+
+char proc_thread_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	if (proc_read_small(path, buf, sizeof(buf)) < 0)
+		return 0;
+	/* "tid (comm) S ...": the name may hold anything, so look after its last ')' */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] ? p[2] : 0;
+}
+
+long proc_thread_syscall(pid_t pid, pid_t tid)
+{
+	char path[64], buf[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+	/* "running" while on a CPU, the number and arguments while in a system call */
+	if (proc_read_small(path, buf, sizeof(buf)) < 0 || buf[0] < '0' || buf[0] > '9')
+		return -1;
+	return atol(buf);
+}
+
+void proc_thread_comm(pid_t pid, pid_t tid, char *buf, size_t len)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	if (proc_read_small(path, buf, len) < 0)
+		snprintf(buf, len, "?");
+	buf[strcspn(buf, "\n")] = '\0';
 }
 
 /* Source files larger than this are not read for one line. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "procfs.h"
 #include "pyinterp.h"
 
 /* Limits on what we read from the target (it is untrusted). */
@@ -83,27 +84,6 @@ static void read_exe(pid_t pid, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
-/* The kernel's state letter of a process (R, S, Z, ...), or 0 when it is gone. */
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* "pid (comm) S ...": the name may hold anything, so look after its last ')' */
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] ? p[2] : 0;
-}
-
 /* The module that holds the interpreter: libpython if loaded, else the executable. */
 static struct module *find_pymodule(struct modules *mods, const char *exe, int *is_py2)
 {
@@ -137,9 +117,8 @@ int pyinterp_precheck(pid_t pid)
 	struct maps maps;
 	struct modules mods;
 	struct module *m;
-	char exe[4096], comm[64] = "?", path[64];
+	char exe[4096], comm[64] = "?";
 	int is_py2, ret = 0;
-	FILE *f;
 
 	error_quiet(1);
 	if (maps_read(pid, &maps) < 0) {
@@ -151,16 +130,10 @@ int pyinterp_precheck(pid_t pid)
 	read_exe(pid, exe, sizeof(exe));
 	modules_build(pid, &maps, &mods);
 	m = find_pymodule(&mods, exe, &is_py2);
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = fopen(path, "re");
-	if (f) {
-		if (fgets(comm, sizeof(comm), f))
-			comm[strcspn(comm, "\n")] = '\0';
-		fclose(f);
-	}
+	proc_thread_comm(pid, pid, comm, sizeof(comm));
 	if (!m && !exe[0]) {
 		/* no executable: the process has just ended, or is a kernel thread */
-		char state = proc_state(pid);
+		char state = proc_thread_state(pid, pid);
 		char *c = escape_dup(comm, strlen(comm));
 
 		if (!state)

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procfs.h"
 #include "task.h"
 #include "util.h"
 
@@ -285,25 +286,12 @@ static void empty_graveyard(struct task *t)
 	t->ngrave = 0;
 }
 
-/* The kernel's one-letter scheduler state of a thread: R, S, D, T, t, Z... */
+/* The kernel's one-letter scheduler state of a thread, '?' when it is gone. */
 static char read_sched_state(pid_t pid, pid_t tid)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
+	char c = proc_thread_state(pid, tid);
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return '?';
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return '?';
-	buf[n] = '\0';
-	/* the command name may hold spaces and parentheses: the state follows the last ')' */
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] ? p[2] : '?';
+	return c ? c : '?';
 }
 
 static void mark_process_gone(struct task *t, int status)
@@ -469,25 +457,6 @@ static int read_status_field(pid_t pid, const char *field, char *out, size_t len
 	return found;
 }
 
-static void comm_of(pid_t pid, char *out, size_t len)
-{
-	char path[64];
-	ssize_t n;
-	int fd;
-
-	snprintf(out, len, "?");
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, out, len - 1);
-	close(fd);
-	if (n > 0) {
-		out[n] = '\0';
-		out[strcspn(out, "\n")] = '\0';
-	}
-}
-
 static int have_cap_sys_ptrace(void)
 {
 	char caps[64];
@@ -509,7 +478,7 @@ static int explain_eperm(pid_t pid)
 	int scope = -1;
 
 	if (read_status_field(pid, "TracerPid", buf, sizeof(buf)) == 0 && (tracer = atol(buf))) {
-		comm_of((pid_t)tracer, comm, sizeof(comm));
+		proc_thread_comm((pid_t)tracer, (pid_t)tracer, comm, sizeof(comm));
 		return error("process %d is already traced by '%s' (PID %ld); detach that debugger "
 			     "first",
 			     pid, comm, tracer);
@@ -551,7 +520,7 @@ static int seize(struct task *t, pid_t tid)
 	if (errno == ESRCH)
 		return 0; /* the thread exited between the scan and the seize */
 	if (errno == EPERM) {
-		char buf[32];
+		char buf[32], state;
 
 		/* created by a thread we had seized already: it is ours from birth, and its
 		 * clone event is still on its way */
@@ -562,8 +531,8 @@ static int seize(struct task *t, pid_t tid)
 			return 1;
 		}
 		/* the kernel refuses a thread that is exiting: it is as good as gone */
-		if (tid != t->pid && (read_status_field(tid, "State", buf, sizeof(buf)) < 0 ||
-				      buf[0] == 'Z' || buf[0] == 'X'))
+		state = proc_thread_state(t->pid, tid);
+		if (tid != t->pid && (!state || state == 'Z' || state == 'X'))
 			return 0;
 		return explain_eperm(t->pid);
 	}
