@@ -524,6 +524,56 @@ def json_session(pyleakdb, spawned):
 
 # ----- expectations -------------------------------------------------------------
 
+# ----- the REPL through a pty ----------------------------------------------------------------
+
+PROMPT = "(pyleakdb) "
+
+
+class Repl(object):
+    """pyleakdb at its prompt, driven through pexpect."""
+
+    def __init__(self, child):
+        self.c = child
+        self.pid = child.pid
+
+    def prompt(self, timeout=PYLEAKDB_TIMEOUT):
+        """Everything printed up to the next prompt."""
+        self.c.expect_exact(PROMPT, timeout=timeout)
+        return self.c.before.replace("\r\n", "\n")
+
+    def run(self, line, timeout=PYLEAKDB_TIMEOUT):
+        """Type line and Enter; what it printed (after the echoed line)."""
+        self.c.sendline(line)
+        out = self.prompt(timeout)
+        first, _, rest = out.partition("\n")
+        assert first.strip() == line.strip(), (line, out)
+        return rest
+
+
+@pytest.fixture
+def repl(pyleakdb):
+    """start(*args) -> Repl: pyleakdb ARGS in a pty (skips without pexpect); every one
+    still alive at teardown is killed by its PID."""
+    pexpect = pytest.importorskip("pexpect")
+    children = []
+
+    def start(*args):
+        c = pexpect.spawn(pyleakdb.bin, [str(a) for a in args], env=pyleakdb.env,
+                          encoding="utf-8", codec_errors="replace", timeout=PYLEAKDB_TIMEOUT,
+                          dimensions=(50, 250))
+        children.append(c)
+        return Repl(c)
+
+    yield start
+    for c in children:
+        if c.isalive():
+            try:
+                os.kill(c.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        c.close(force=True)
+
+
 def expected_name(frame):
     """The name pyleakdb shows for a frame the target recorded: the code's
     qualified name where the interpreter has one (3.11+), else co_name."""

@@ -845,47 +845,6 @@ def wait_clean(lp):
 
 # ----- Ctrl-C ----------------------------------------------------------------------------------
 
-class Repl(object):
-    PROMPT = "(pyleakdb) "
-
-    def __init__(self, child):
-        self.c = child
-        self.pid = child.pid
-
-    def prompt(self, timeout=PYLEAKDB_TIMEOUT):
-        self.c.expect_exact(self.PROMPT, timeout=timeout)
-        return self.c.before.replace("\r\n", "\n")
-
-    def run(self, line, timeout=PYLEAKDB_TIMEOUT):
-        self.c.sendline(line)
-        out = self.prompt(timeout)
-        first, _, rest = out.partition("\n")
-        assert first.strip() == line.strip(), (line, out)
-        return rest
-
-
-@pytest.fixture
-def repl(pyleakdb):
-    pexpect = pytest.importorskip("pexpect")
-    children = []
-
-    def start(*args):
-        c = pexpect.spawn(pyleakdb.bin, [str(a) for a in args], env=pyleakdb.env,
-                          encoding="utf-8", codec_errors="replace", timeout=PYLEAKDB_TIMEOUT,
-                          dimensions=(50, 250))
-        children.append(c)
-        return Repl(c)
-
-    yield start
-    for c in children:
-        if c.isalive():
-            try:
-                os.kill(c.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        c.close(force=True)
-
-
 def test_ctrl_c(python, target, repl):
     """Ctrl-C while the target runs with a breakpoint armed, in the middle of iter, and
     while an RSS breakpoint is polled: the prompt comes back, the target stopped and

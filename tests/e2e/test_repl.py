@@ -1,59 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The interactive prompt, through a pseudo-terminal."""
-import os
 import re
-import signal
 import time
 
 import pytest
 
-from conftest import PYLEAKDB_TIMEOUT, assert_free, thread_states, wait_for
+from conftest import assert_free, thread_states, wait_for
 
 pexpect = pytest.importorskip("pexpect")
 
-PROMPT = "(pyleakdb) "
 COMMANDS = ["attach", "run", "continue", "detach", "kill", "quit", "bt", "pystack", "x",
             "disas", "info", "help"]
-
-
-class Repl(object):
-    def __init__(self, child):
-        self.c = child
-        self.pid = child.pid
-
-    def prompt(self, timeout=PYLEAKDB_TIMEOUT):
-        """Everything printed up to the next prompt."""
-        self.c.expect_exact(PROMPT, timeout=timeout)
-        return self.c.before.replace("\r\n", "\n")
-
-    def run(self, line, timeout=PYLEAKDB_TIMEOUT):
-        """Type line and Enter; what it printed (after the echoed line)."""
-        self.c.sendline(line)
-        out = self.prompt(timeout)
-        first, _, rest = out.partition("\n")
-        assert first.strip() == line.strip(), (line, out)
-        return rest
-
-
-@pytest.fixture
-def repl(pyleakdb):
-    children = []
-
-    def start(*args):
-        c = pexpect.spawn(pyleakdb.bin, [str(a) for a in args], env=pyleakdb.env,
-                          encoding="utf-8", codec_errors="replace", timeout=PYLEAKDB_TIMEOUT,
-                          dimensions=(50, 250))
-        children.append(c)
-        return Repl(c)
-
-    yield start
-    for c in children:
-        if c.isalive():
-            try:
-                os.kill(c.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        c.close(force=True)
 
 
 def counting(t, more=3, timeout=10):
